@@ -1,0 +1,18 @@
+"""Durable workflows for Django.
+
+    from workflows import Workflow, NonRetryableError, WorkflowTimeoutError, WorkflowError, get_workflow
+
+Only model-free modules are imported here, so this package can be imported while Django
+is still loading apps (e.g. from an app's workflows.py).
+"""
+from workflows.definition import Workflow
+from workflows.errors import NonRetryableError, WorkflowError, WorkflowTimeoutError
+
+__all__ = ["Workflow", "NonRetryableError", "WorkflowTimeoutError", "WorkflowError", "get_workflow"]
+
+
+def get_workflow(name: str):
+    """The handle of a registered workflow: ``create``, ``create_batch``, ``get``."""
+    from workflows.api import get_workflow as _get_workflow
+
+    return _get_workflow(name)

@@ -1,0 +1,282 @@
+"""The public Python API: ``get_workflow(name)`` and the handles it gives.
+
+Every operation validates its input before touching the database and raises a
+``WorkflowError`` subclass whose message names the problem; nothing is changed then.
+State changes are single transactions that also kick a worker when there is work to do.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from workflows import clock, conf
+from workflows.definition import lookup, registered
+from workflows.dispatch import grace, kick
+from workflows.errors import (
+    DuplicateInstanceId,
+    InstanceNotFound,
+    InvalidState,
+    WorkflowError,
+    WorkflowNotFound,
+)
+from workflows.models import TERMINAL, Attempt, Event, Instance, Status, Step, StepKind, StepStatus
+from workflows.runtime import public_error
+from workflows.validation import check_event_type, check_instance_id
+from workflows.values import decode, encode_limited
+
+MAX_BATCH = 100
+
+
+def get_workflow(name: str) -> WorkflowHandle:
+    if not isinstance(name, str) or lookup(name) is None:
+        known = ", ".join(sorted(registered())) or "none"
+        raise WorkflowNotFound(f"no workflow named {name!r} is registered (registered: {known})")
+    return WorkflowHandle(name)
+
+
+def _encode_params(params, what="params"):
+    return encode_limited(params, what=what, limit=conf.get("MAX_VALUE_BYTES"))
+
+
+class WorkflowHandle:
+    """Creates and finds instances of one workflow."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self):
+        return f"<WorkflowHandle {self.name}>"
+
+    def create(self, id: str | None = None, params=None) -> InstanceHandle:
+        """Create an instance (status ``queued``) and queue it for a worker."""
+        instance_id = str(uuid.uuid4()) if id is None else check_instance_id(id)
+        text = _encode_params(params)
+        now = clock.now()
+        try:
+            with transaction.atomic():
+                instance = Instance.objects.create(
+                    workflow_name=self.name, instance_id=instance_id, params=text,
+                    created_at=now, updated_at=now, wake_at=now, due_at=now + grace(),
+                )
+                kick(instance.pk)
+        except IntegrityError:
+            if Instance.objects.filter(workflow_name=self.name, instance_id=instance_id).exists():
+                raise DuplicateInstanceId(
+                    f'Workflow instance with id "{instance_id}" already exists in workflow {self.name!r}; '
+                    "ids are unique while the instance is kept (use restart() to run it again)"
+                ) from None
+            raise
+        return InstanceHandle(self.name, instance_id, instance.pk)
+
+    def create_batch(self, items) -> list[InstanceHandle]:
+        """Create up to 100 instances at once; ids that already exist are skipped, not errors.
+
+        Returns the handles of the instances created, in the order given.
+        """
+        if not isinstance(items, (list, tuple)):
+            raise WorkflowError(f"create_batch takes a list of {{'id', 'params'}} dicts, not {type(items).__name__}")
+        if not items:
+            raise WorkflowError("create_batch should have at least 1 instance")
+        if len(items) > MAX_BATCH:
+            raise WorkflowError(f"create_batch got {len(items)} instances; the limit is {MAX_BATCH} per call")
+        prepared = []
+        for position, item in enumerate(items):
+            if not isinstance(item, dict) or set(item) - {"id", "params"}:
+                raise WorkflowError(f"create_batch item {position} must be a dict with only 'id' and 'params' keys, got {item!r:.200}")
+            instance_id = item.get("id")
+            instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
+            prepared.append((instance_id, _encode_params(item.get("params"), what=f"params of batch item {position}")))
+        now = clock.now()
+        with transaction.atomic():
+            wanted = [iid for iid, _ in prepared]
+            taken = set(Instance.objects.filter(workflow_name=self.name, instance_id__in=wanted).values_list("instance_id", flat=True))
+            rows = []
+            for instance_id, text in prepared:
+                if instance_id in taken:
+                    continue
+                taken.add(instance_id)
+                rows.append(Instance(
+                    workflow_name=self.name, instance_id=instance_id, params=text,
+                    created_at=now, updated_at=now, wake_at=now, due_at=now + grace(),
+                ))
+            created = self._insert_skipping_races(rows)
+            for instance in created:
+                kick(instance.pk)
+        return [InstanceHandle(self.name, i.instance_id, i.pk) for i in created]
+
+    @staticmethod
+    def _insert_skipping_races(rows):
+        """Insert rows; one created concurrently by someone else is skipped, as existing ids are."""
+        try:
+            with transaction.atomic():
+                return Instance.objects.bulk_create(rows)
+        except IntegrityError:
+            created = []
+            for row in rows:
+                try:
+                    with transaction.atomic():
+                        row.save(force_insert=True)
+                    created.append(row)
+                except IntegrityError:
+                    continue
+            return created
+
+    def get(self, id: str) -> InstanceHandle:
+        check_instance_id(id)
+        pk = Instance.objects.filter(workflow_name=self.name, instance_id=id).values_list("pk", flat=True).first()
+        if pk is None:
+            raise InstanceNotFound(f"no instance {id!r} of workflow {self.name!r} (instance.not_found)")
+        return InstanceHandle(self.name, id, pk)
+
+
+class InstanceHandle:
+    """One instance: its status, and the operations an operator or another service may perform."""
+
+    def __init__(self, workflow_name: str, instance_id: str, pk: int):
+        self.workflow_name = workflow_name
+        self.id = instance_id
+        self._pk = pk
+
+    def __repr__(self):
+        return f"<InstanceHandle {self.workflow_name}/{self.id}>"
+
+    def __eq__(self, other):
+        return isinstance(other, InstanceHandle) and (other.workflow_name, other.id) == (self.workflow_name, self.id)
+
+    def __hash__(self):
+        return hash((self.workflow_name, self.id))
+
+    def _row(self, *, lock: bool = False) -> Instance:
+        qs = Instance.objects.filter(pk=self._pk)
+        if lock:
+            qs = qs.select_for_update()
+        instance = qs.first()
+        if instance is None:
+            raise InstanceNotFound(f"instance {self.id!r} of workflow {self.workflow_name!r} no longer exists")
+        return instance
+
+    def status(self) -> dict:
+        """``{"status", "output", "error"}``; output only when complete, error only when errored."""
+        row = Instance.objects.filter(pk=self._pk).values("status", "output", "error").first()
+        if row is None:
+            raise InstanceNotFound(f"instance {self.id!r} of workflow {self.workflow_name!r} no longer exists")
+        return {
+            "status": row["status"],
+            "output": decode(row["output"]) if row["status"] == Status.COMPLETE else None,
+            "error": public_error(row["error"]) if row["status"] == Status.ERRORED and row["error"] else None,
+        }
+
+    def pause(self) -> None:
+        """Pause: at once when parked; after the in-flight steps finish when running.
+
+        No effect on an instance that is queued, already paused, or finished.
+        """
+        now = clock.now()
+        with transaction.atomic():
+            instance = self._row(lock=True)
+            if instance.status == Status.WAITING:
+                Instance.objects.filter(pk=self._pk).update(
+                    status=Status.PAUSED, pause_requested=True, paused_at=now, due_at=None, updated_at=now
+                )
+            elif instance.status == Status.RUNNING:
+                Instance.objects.filter(pk=self._pk).update(
+                    status=Status.WAITING_FOR_PAUSE, pause_requested=True, updated_at=now
+                )
+
+    def resume(self) -> None:
+        """Resume a paused instance (its timers move on by the paused time), or cancel a pending pause."""
+        now = clock.now()
+        with transaction.atomic():
+            instance = self._row(lock=True)
+            if instance.status == Status.PAUSED:
+                paused_for = now - (instance.paused_at or now)
+                Step.objects.filter(instance_id=self._pk, status__in=[StepStatus.SLEEPING, StepStatus.RETRYING, StepStatus.WAITING]).update(
+                    wake_at=F("wake_at") + paused_for
+                )
+                Instance.objects.filter(pk=self._pk).update(
+                    status=Status.QUEUED, pause_requested=False, paused_at=None,
+                    wake_at=now, due_at=now + grace(), updated_at=now,
+                )
+                kick(self._pk)
+            elif instance.status == Status.WAITING_FOR_PAUSE:
+                Instance.objects.filter(pk=self._pk).update(status=Status.RUNNING, pause_requested=False, updated_at=now)
+
+    def terminate(self) -> None:
+        """Stop the instance for good; a step in flight is abandoned and its result discarded."""
+        now = clock.now()
+        with transaction.atomic():
+            instance = self._row(lock=True)
+            if instance.status in TERMINAL:
+                raise InvalidState(
+                    f"(instance.cannot_terminate) Cannot terminate instance {self.id!r}: it is already {instance.status}"
+                )
+            Instance.objects.filter(pk=self._pk).update(
+                status=Status.TERMINATED, ended_at=now, wake_at=None, due_at=None,
+                lease_token=None, lease_until=None, pause_requested=False, updated_at=now,
+            )
+            Attempt.objects.filter(step__instance_id=self._pk, ended_at__isnull=True).update(
+                ended_at=now, success=False,
+                error={"name": "Terminated", "message": "the instance was terminated while this attempt ran"},
+            )
+
+    def restart(self, from_step=None) -> None:
+        """Run the instance again with the same id and params.
+
+        ``from_step`` (a step name, or ``(name, count)``) keeps the results of the steps that
+        started before that step and re-runs it and everything after it; without it all
+        state, buffered events included, is erased. A running step is abandoned.
+        """
+        now = clock.now()
+        with transaction.atomic():
+            self._row(lock=True)
+            if from_step is None:
+                Event.objects.filter(instance_id=self._pk).delete()
+                Step.objects.filter(instance_id=self._pk).delete()
+            else:
+                target = self._find_step(from_step)
+                doomed = Step.objects.filter(instance_id=self._pk, seq__gte=target.seq)
+                Event.objects.filter(consumed_by__in=doomed).delete()
+                doomed.delete()
+            Instance.objects.filter(pk=self._pk).update(
+                status=Status.QUEUED, output=None, error=None, ended_at=None, lease_token=None, lease_until=None,
+                pause_requested=False, paused_at=None, worker_crashes=0, wake_at=now, due_at=now + grace(),
+                events_version=F("events_version") + 1, updated_at=now,
+            )
+            kick(self._pk)
+
+    def _find_step(self, from_step) -> Step:
+        if isinstance(from_step, (tuple, list)) and len(from_step) == 2:
+            name, count = from_step
+        else:
+            name, count = from_step, 1
+        if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise WorkflowError(f"from_step must be a step name or (name, count) with count >= 1, got {from_step!r}")
+        candidates = Step.objects.filter(instance_id=self._pk, name=name, occurrence=count)
+        step = candidates.filter(kind=StepKind.DO).first() or candidates.order_by("seq").first()
+        if step is None:
+            raise InvalidState(f'(instance.cannot_restart) Step "{name}" (occurrence {count}) not found in execution history')
+        return step
+
+    def send_event(self, type: str, payload=None) -> None:
+        """Deliver an event; it is buffered (FIFO per type) until a wait_for_event of that type takes it."""
+        check_event_type(type)
+        text = _encode_params(payload, what="event payload")
+        now = clock.now()
+        with transaction.atomic():
+            instance = self._row(lock=True)
+            if instance.status in TERMINAL:
+                raise InvalidState(f"cannot send an event to instance {self.id!r}: it is {instance.status}")
+            Event.objects.create(instance_id=self._pk, type=type, payload=text, created_at=now)
+            awaited = instance.status == Status.WAITING and Step.objects.filter(
+                instance_id=self._pk, kind=StepKind.WAIT, status=StepStatus.WAITING, event_type=type
+            ).exists()
+            changes = {"events_version": F("events_version") + 1, "updated_at": now}
+            if awaited:
+                changes.update(wake_at=now, due_at=now + grace())
+            Instance.objects.filter(pk=self._pk).update(**changes)
+            if awaited:
+                kick(self._pk)
+
+

@@ -1,0 +1,43 @@
+"""The engine's settings: ``settings.WORKFLOWS`` merged over these defaults.
+
+Read on every use (a dict lookup), so tests can change them with pytest-django's
+``settings`` fixture.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Step config used where a step.do gives none (decision 2). Numbers are seconds.
+    "STEP_RETRIES": {"limit": 5, "delay": 10, "backoff": "exponential"},
+    "STEP_TIMEOUT": 600,
+    # Stored size limit of params, step results, event payloads and output (decision 6).
+    "MAX_VALUE_BYTES": 2**20,
+    # step.do calls per run (cached replays count; sleeps and waits do not).
+    "STEP_LIMIT": 10_000,
+    # A worker holds an instance under a lease it renews while it works. If the worker
+    # dies, another one takes the instance over once the lease has run out.
+    "LEASE_SECONDS": 20,
+    # How long a dispatched "advance this instance" task may wait in the queue before the
+    # dispatcher sends another one (covers a task lost with a killed cluster).
+    "DISPATCH_GRACE_SECONDS": 30,
+    # How often the dispatcher looks for due timers and expired leases.
+    "POLL_SECONDS": 0.2,
+    # Leases taken over from dead workers in a row (no step finishing between them) before
+    # the instance is errored instead of crashing workers forever.
+    "MAX_WORKER_CRASHES": 5,
+    # A worker hands an instance back to the queue after running it this long, at the
+    # next step boundary, so one busy instance cannot hold a worker forever.
+    "RUN_SLICE_SECONDS": 300,
+    # Finished instances are kept this long (decision 8).
+    "RETENTION_DAYS": 30,
+    # Send kicks to django-q2. Off only for tests that run instances in-process.
+    "ENQUEUE": True,
+    # django-q2 worker processes started by `manage.py workflows worker`.
+    "WORKERS": 2,
+}
+
+
+def get(name: str):
+    overrides = getattr(settings, "WORKFLOWS", {}) or {}
+    return overrides.get(name, DEFAULTS[name])

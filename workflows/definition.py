@@ -1,0 +1,54 @@
+"""``Workflow``, the class users subclass, and the registry of workflows by name."""
+from __future__ import annotations
+
+import inspect
+
+from django.core.exceptions import ImproperlyConfigured
+
+from workflows.validation import check_workflow_name
+
+_REGISTRY: dict[str, type[Workflow]] = {}
+
+
+class Workflow:
+    """Subclass, set ``name``, and define ``run(self, event, step)`` (``def`` or ``async def``).
+
+    ``run`` is replayed from the top whenever the instance resumes; finished steps return
+    their stored results instead of running again. Subclasses are registered when their
+    module is imported; each installed app's ``workflows.py`` is imported at startup.
+    """
+
+    name: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("name"):
+            return  # an abstract base that shares code between workflows
+        check_workflow_name(cls.name)
+        if not callable(getattr(cls, "run", None)) or cls.run is Workflow.run:
+            raise ImproperlyConfigured(f"workflow {cls.name!r} ({cls.__qualname__}) must define run(self, event, step)")
+        existing = _REGISTRY.get(cls.name)
+        if existing is not None and _qualified(existing) != _qualified(cls):
+            raise ImproperlyConfigured(
+                f"two workflows are named {cls.name!r}: {_qualified(existing)} and {_qualified(cls)}"
+            )
+        _REGISTRY[cls.name] = cls
+
+    def run(self, event, step):  # pragma: no cover - replaced by subclasses
+        raise NotImplementedError
+
+    @classmethod
+    def is_async(cls) -> bool:
+        return inspect.iscoroutinefunction(cls.run)
+
+
+def _qualified(cls) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def lookup(name: str) -> type[Workflow] | None:
+    return _REGISTRY.get(name)
+
+
+def registered() -> dict[str, type[Workflow]]:
+    return dict(_REGISTRY)

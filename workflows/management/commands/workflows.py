@@ -1,0 +1,24 @@
+"""``python manage.py workflows <command>``: run and operate durable workflows."""
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Durable workflows: `workflows worker` runs the workers, timers and crash recovery."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+        worker = sub.add_parser("worker", help="run django-q2 workers plus the dispatcher (timers, recovery)")
+        worker.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKFLOWS['WORKERS'])")
+
+    def handle(self, *args, command=None, **options):
+        if command == "worker":
+            from workflows.worker import run_worker
+
+            workers = options.get("workers")
+            if workers is not None and workers < 1:
+                raise CommandError(f"--workers must be at least 1, got {workers}")
+            run_worker(workers)
+            return
+        raise CommandError(f"unknown command {command!r}")

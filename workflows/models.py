@@ -1,0 +1,152 @@
+"""The engine's tables: the source of truth for every instance, step, attempt and event.
+
+django-q2 only carries "advance instance N" kicks; whatever it loses or duplicates, these
+rows say what has happened and what is due.
+"""
+from __future__ import annotations
+
+from django.db import models
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    WAITING_FOR_PAUSE = "waitingForPause"
+    WAITING = "waiting"
+    ERRORED = "errored"
+    TERMINATED = "terminated"
+    COMPLETE = "complete"
+
+
+TERMINAL = (Status.COMPLETE, Status.ERRORED, Status.TERMINATED)
+
+
+class Instance(models.Model):
+    """One run of a workflow, unique by (workflow_name, instance_id).
+
+    Scheduling columns:
+    - ``wake_at``: when a waiting instance has something to do (earliest timer, or now
+      when an awaited event arrived). A worker may only claim a waiting instance once due.
+    - ``due_at``: when the dispatcher should look at the instance next: a timer, an
+      expired lease (a dead worker), or a kick that may have been lost. NULL when nothing
+      is due (paused, finished). Indexed: the dispatcher's only query.
+    - ``lease_token``/``lease_until``: the worker that currently advances the instance.
+      Every write a worker makes is fenced on its token, so a worker that lost its lease
+      (terminate, restart, or a takeover after it stalled) can never commit again.
+    - ``events_version``: bumped by every send_event; a worker parks only if it is
+      unchanged since it claimed, so an event racing with parking is never missed.
+    """
+
+    workflow_name = models.CharField(max_length=64)
+    instance_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    params = models.TextField(default="null")
+    output = models.TextField(null=True)
+    error = models.JSONField(null=True)
+
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True)
+    ended_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField()
+
+    wake_at = models.DateTimeField(null=True)
+    due_at = models.DateTimeField(null=True)
+    lease_token = models.CharField(max_length=32, null=True)
+    lease_until = models.DateTimeField(null=True)
+    pause_requested = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True)
+    events_version = models.BigIntegerField(default=0)
+    worker_crashes = models.IntegerField(default=0)
+    step_seq = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "wf_instance"
+        constraints = [
+            models.UniqueConstraint(fields=["workflow_name", "instance_id"], name="wf_instance_unique_id"),
+        ]
+        indexes = [
+            models.Index(fields=["due_at"], name="wf_instance_due", condition=models.Q(due_at__isnull=False)),
+            models.Index(fields=["workflow_name", "status", "-created_at"], name="wf_instance_list"),
+            models.Index(fields=["-created_at"], name="wf_instance_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.workflow_name}/{self.instance_id}"
+
+
+class StepKind(models.TextChoices):
+    DO = "do"
+    SLEEP = "sleep"
+    WAIT = "wait"
+
+
+class StepStatus(models.TextChoices):
+    RUNNING = "running"        # an attempt is executing
+    RETRYING = "retrying"      # waiting out a retry delay until wake_at
+    SLEEPING = "sleeping"      # a sleep until wake_at
+    WAITING = "waiting"        # a wait_for_event with its deadline in wake_at
+    SUCCEEDED = "succeeded"    # result stored (a sleep that ended, a received event)
+    FAILED = "failed"          # final error stored and re-raised on every replay
+
+
+PENDING_STEP = (StepStatus.RETRYING, StepStatus.SLEEPING, StepStatus.WAITING)
+
+
+class Step(models.Model):
+    """A step.do, sleep or wait_for_event, memoised by (kind, name, occurrence)."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="steps")
+    kind = models.CharField(max_length=8, choices=StepKind.choices)
+    name = models.CharField(max_length=256)
+    occurrence = models.IntegerField()
+    seq = models.IntegerField(help_text="order in which steps first started")
+    status = models.CharField(max_length=12, choices=StepStatus.choices)
+    result = models.TextField(null=True)
+    error = models.JSONField(null=True)
+    config = models.JSONField(null=True)
+    attempts = models.IntegerField(default=0)
+    wake_at = models.DateTimeField(null=True)
+    event_type = models.CharField(max_length=100, null=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "wf_step"
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "kind", "name", "occurrence"], name="wf_step_unique_key"),
+        ]
+        indexes = [models.Index(fields=["instance", "status"], name="wf_step_pending")]
+
+    def __str__(self):
+        return f"{self.kind} {self.name}-{self.occurrence}"
+
+
+class Attempt(models.Model):
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="attempt_rows")
+    number = models.IntegerField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True)
+    success = models.BooleanField(null=True)
+    error = models.JSONField(null=True)
+    traceback = models.TextField(blank=True, default="")
+    retry_delay = models.FloatField(null=True, help_text="seconds waited before the next attempt")
+
+    class Meta:
+        db_table = "wf_attempt"
+        constraints = [models.UniqueConstraint(fields=["step", "number"], name="wf_attempt_unique")]
+
+
+class Event(models.Model):
+    """An event sent to an instance; buffered FIFO per type until a wait consumes it."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=100)
+    payload = models.TextField(default="null")
+    created_at = models.DateTimeField()
+    consumed_by = models.OneToOneField(Step, null=True, on_delete=models.SET_NULL, related_name="consumed_event")
+    consumed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "wf_event"
+        indexes = [models.Index(fields=["instance", "type", "consumed_at", "id"], name="wf_event_fifo")]

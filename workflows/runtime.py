@@ -1,0 +1,653 @@
+"""The replay engine: advance one instance by running ``run()`` from the top.
+
+``advance(pk)`` claims the instance, then replays ``run(event, step)``. Finished steps
+return their stored results; the first unfinished one executes, and its result is committed
+before the next step starts. Consecutive steps run here without a queue round-trip. When
+``run`` reaches something that must wait (a sleep, a retry delay, an event), the step raises
+``Suspend``; in-flight steps of the same instance (``asyncio.gather``) finish and commit, and
+the instance is parked until its earliest timer. Nothing blocks a worker while it waits.
+
+Failure handling, in order of the guarantees:
+- A finished step never runs again: results are read from the claim's copy of the steps.
+- One instance never advances in two workers: every write is fenced on the lease token.
+- A killed worker loses nothing: the attempt start is committed before user code runs, so
+  the next claim sees it, records it as failed, and retries it under the step's rules.
+- An event is never lost or consumed twice: see ``store.receive_event`` and ``store.park``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import inspect
+import logging
+import pydoc
+import threading
+import time
+import traceback
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from django.db import close_old_connections
+
+from workflows import clock, conf, store
+from workflows.bridge import DatabaseBridge
+from workflows.definition import lookup
+from workflows.durations import MAX_SLEEP_SECONDS, parse_bounded, parse_duration
+from workflows.errors import (
+    NonRetryableDelayError,
+    NonRetryableError,
+    NotSerialisable,
+    ValueTooLarge,
+    WorkflowFatalError,
+    WorkflowInternalError,
+    WorkflowTimeoutError,
+)
+from workflows.models import StepKind, StepStatus
+from workflows.validation import (
+    check_event_type,
+    check_step_name,
+    resolve_step_config,
+    retry_wait,
+    storable_config,
+)
+from workflows.values import decode, encode_limited, freeze
+
+log = logging.getLogger("workflows.engine")
+
+# Set by `manage.py workflows worker` before it forks the worker processes; when set, a
+# worker hands its instance back at the next step boundary (graceful shutdown).
+DRAIN_EVENT = None
+
+# Plain-function step callbacks and def-style run() methods run here, so they can use the
+# ORM and so several steps of one instance can run at once (fan-out with gather).
+_callback_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="workflow-step")
+_MAX_REPLAYS_PER_TASK = 200
+
+
+class Suspend(BaseException):
+    """Stop this replay. A BaseException so user code's ``except Exception`` cannot swallow it."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason  # "park" | "rerun" | "pause" | "handback"
+
+
+class Abandon(BaseException):
+    """The lease is gone (terminated, restarted, taken over): stop without writing anything."""
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_record(exc: BaseException) -> dict:
+    """How an exception is stored: its class name (decision 4), message, and how to rebuild it."""
+    cls = type(exc)
+    record = {
+        "name": getattr(exc, "error_name", None) or cls.__name__,
+        "message": str(exc),
+        "module": cls.__module__,
+        "qualname": cls.__qualname__,
+    }
+    try:
+        record["args"] = encode_limited(list(exc.args), what="error args", limit=64 * 1024)
+    except Exception:
+        pass
+    return record
+
+
+class StepError(Exception):
+    """Stands in for a stored step error whose original class cannot be rebuilt."""
+
+
+def rebuild_error(record: dict) -> BaseException:
+    """The stored error as an exception of its original class where that is possible.
+
+    The rebuilt exception must print as the original did; otherwise a ``StepError`` that
+    keeps the original name and message stands in, so replays behave the same every time.
+    """
+    name, message = record.get("name", "Error"), record.get("message", "")
+    cls = pydoc.locate(f"{record.get('module')}.{record.get('qualname')}") if record.get("module") else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        args = (message,)
+        with contextlib.suppress(Exception):
+            if "args" in record:
+                args = tuple(decode(record["args"]))
+        for build in (lambda: cls(*args), lambda: _bare(cls, args)):
+            try:
+                exc = build()
+                if str(exc) == message:
+                    if name != cls.__name__:
+                        exc.error_name = name
+                    return exc
+            except Exception:
+                continue
+    exc = StepError(message)
+    exc.error_name = name
+    return exc
+
+
+def _bare(cls, args):
+    exc = cls.__new__(cls)
+    exc.args = args
+    return exc
+
+
+def public_error(record: dict) -> dict:
+    return {"name": record["name"], "message": record["message"]}
+
+
+# --------------------------------------------------------------------------- context objects
+
+
+class WorkflowEvent:
+    """The first argument of run(): read-only params and who/when this instance is."""
+
+    __slots__ = ("_payload", "instance_id", "workflow_name", "timestamp")
+
+    def __init__(self, payload, instance_id: str, workflow_name: str, timestamp: datetime):
+        self._payload = freeze(payload)
+        self.instance_id = instance_id
+        self.workflow_name = workflow_name
+        self.timestamp = timestamp
+
+    @property
+    def payload(self):
+        return self._payload
+
+    def __repr__(self):
+        return f"<WorkflowEvent {self.workflow_name}/{self.instance_id}>"
+
+
+class StepContext:
+    """The optional argument of a step callback: ``ctx.attempt``, ``ctx.step.name/count``, ``ctx.config``."""
+
+    def __init__(self, name: str, count: int, attempt: int, config: dict):
+        self.step = SimpleNamespace(name=name, count=count)
+        self.attempt = attempt
+        self.config = copy.deepcopy(config)
+
+    def __repr__(self):
+        return f"<StepContext {self.step.name}-{self.step.count} attempt {self.attempt}>"
+
+
+@functools.lru_cache(maxsize=4096)
+def _takes_argument(fn) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
+
+
+def _takes_ctx(fn) -> bool:
+    try:
+        return _takes_argument(fn)
+    except TypeError:  # unhashable callable
+        return _takes_argument.__wrapped__(fn)
+
+
+def _call_in_thread(fn, args):
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
+
+
+# --------------------------------------------------------------------------- the step API
+
+
+class WorkflowStep:
+    """The second argument of an ``async def run``: ``do``, ``sleep``, ``sleep_until``, ``wait_for_event``."""
+
+    def __init__(self, runner: Runner):
+        self._runner = runner
+
+    async def do(self, name, fn, *, retries=None, timeout=None):
+        return await self._runner.do(name, fn, retries, timeout)
+
+    async def sleep(self, name, duration):
+        seconds = parse_bounded(duration, what="sleep duration", maximum=MAX_SLEEP_SECONDS)
+        return await self._runner.sleep(name, lambda now: now + timedelta(seconds=seconds))
+
+    async def sleep_until(self, name, when):
+        if isinstance(when, datetime):
+            target = when if when.tzinfo else when.replace(tzinfo=UTC)
+        elif isinstance(when, (int, float)) and not isinstance(when, bool):
+            target = datetime.fromtimestamp(when, tz=UTC)
+        else:
+            raise ValueError(f"invalid sleep_until time {when!r}: expected a datetime or seconds since the epoch")
+
+        def wake(now):
+            if (target - now).total_seconds() > MAX_SLEEP_SECONDS:
+                raise ValueError(f"invalid sleep_until time {when!r}: more than 365 days ahead")
+            return target
+
+        return await self._runner.sleep(name, wake)
+
+    async def wait_for_event(self, name, *, type, timeout="24 hours"):
+        check_event_type(type)
+        seconds = parse_bounded(timeout, what="wait_for_event timeout", minimum=1, maximum=MAX_SLEEP_SECONDS)
+        return await self._runner.wait_for_event(name, type, seconds)
+
+
+class SyncWorkflowStep:
+    """The step API for a ``def run``: the same operations, blocking until each is done."""
+
+    def __init__(self, step: WorkflowStep, loop):
+        self._step = step
+        self._loop = loop
+
+    def _wait(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def do(self, name, fn, *, retries=None, timeout=None):
+        return self._wait(self._step.do(name, fn, retries=retries, timeout=timeout))
+
+    def sleep(self, name, duration):
+        return self._wait(self._step.sleep(name, duration))
+
+    def sleep_until(self, name, when):
+        return self._wait(self._step.sleep_until(name, when))
+
+    def wait_for_event(self, name, *, type, timeout="24 hours"):
+        return self._wait(self._step.wait_for_event(name, type=type, timeout=timeout))
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+class Runner:
+    """Replays one claimed instance until it finishes, parks, or is handed back."""
+
+    def __init__(self, claim: store.Claim, bridge: DatabaseBridge):
+        self.claim = claim
+        self.lease = claim.lease
+        self.instance = claim.instance
+        self.steps = claim.steps
+        self.seq = claim.max_seq
+        self.db = bridge.call
+        self.started = time.monotonic()
+        self.workflow_cls = lookup(self.instance.workflow_name)
+
+    @property
+    def label(self) -> str:
+        return f"{self.instance.workflow_name}/{self.instance.instance_id}"
+
+    # ---- replay loop
+
+    async def main(self) -> str:
+        """Replay until there is nothing left to do now; returns what happened."""
+        if self.workflow_cls is None:
+            await self.db(self._finish_error, {"name": "WorkflowNotFound", "message": f"no installed app defines workflow {self.instance.workflow_name!r}"})
+            return "errored"
+        for _ in range(_MAX_REPLAYS_PER_TASK):
+            outcome = await self.replay()
+            if outcome != "rerun":
+                return outcome
+        await self.db(store.hand_back, self.lease, clock.now())
+        return "handed back"
+
+    async def replay(self) -> str:
+        self.counters = defaultdict(int)
+        self.do_calls = 0
+        self.stop_reason: str | None = None
+        self.fatal: dict | None = None
+        self.inflight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+        event = WorkflowEvent(decode(self.instance.params), self.instance.instance_id, self.instance.workflow_name, self.instance.created_at)
+        workflow = self.workflow_cls()
+        step = WorkflowStep(self)
+        try:
+            if self.workflow_cls.is_async():
+                output = await workflow.run(event, step)
+            else:
+                loop = asyncio.get_running_loop()
+                output = await loop.run_in_executor(
+                    _callback_pool, _call_in_thread, workflow.run, (event, SyncWorkflowStep(step, loop))
+                )
+            outcome, value = "complete", output
+        except Suspend as suspend:
+            outcome, value = "suspend", suspend.reason
+        except Abandon:
+            outcome, value = "abandon", None
+        except Exception as exc:
+            outcome, value = "error", exc
+        # Steps still running in other branches (gather) finish and commit first.
+        self.stop_reason = self.stop_reason or "rerun"
+        await self.idle.wait()
+        try:
+            return await self._conclude(outcome, value)
+        except Abandon:
+            return "abandoned"
+
+    async def _conclude(self, outcome: str, value) -> str:
+        now = clock.now()
+        if outcome == "abandon":
+            log.info("%s: lease lost (terminated, restarted or taken over); stopping", self.label)
+            return "abandoned"
+        if self.fatal is not None:
+            await self.db(self._finish_error, self.fatal)
+            return "errored"
+        if outcome == "complete":
+            try:
+                text = encode_limited(value, what="the value returned by run()", limit=conf.get("MAX_VALUE_BYTES"))
+            except (NotSerialisable, ValueTooLarge) as exc:
+                await self.db(self._finish_error, public_error(error_record(exc)))
+                return "errored"
+            await self.db(self._call_store, store.finish, self.lease, now, output_text=text)
+            log.info("%s: complete", self.label)
+            return "complete"
+        if outcome == "error":
+            log.info("%s: errored: %s: %s", self.label, type(value).__name__, value)
+            await self.db(self._finish_error, public_error(error_record(value)))
+            return "errored"
+        reason = value
+        if reason == "rerun":
+            return "rerun"
+        if reason == "handback":
+            await self.db(self._call_store, store.hand_back, self.lease, now)
+            return "handed back"
+        parked = await self.db(self._call_store, store.park, self.lease, now)
+        return ("paused" if reason == "pause" else "parked") if parked else "rerun"
+
+    def _finish_error(self, error: dict):
+        return self._call_store(store.finish, self.lease, clock.now(), error=error)
+
+    @staticmethod
+    def _call_store(fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except store.LeaseLost:
+            raise Abandon() from None
+
+    # ---- bookkeeping shared by the step kinds
+
+    def _next_key(self, kind: str, name: str):
+        self.counters[(kind, name)] += 1
+        return (kind, name, self.counters[(kind, name)])
+
+    def _may_start_new_work(self):
+        """Called before anything new is written: stop if this replay is ending."""
+        if self.stop_reason is not None:
+            raise Suspend("rerun")
+        if DRAIN_EVENT is not None and DRAIN_EVENT.is_set():
+            self._stop("handback")
+        if time.monotonic() - self.started > conf.get("RUN_SLICE_SECONDS"):
+            self._stop("handback")
+
+    def _stop(self, reason: str):
+        self.stop_reason = self.stop_reason or reason
+        raise Suspend(reason)
+
+    def _new_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    async def _store(self, fn, *args, **kwargs):
+        try:
+            return await self.db(fn, *args, **kwargs)
+        except store.LeaseLost:
+            self.stop_reason = "abandon"
+            raise Abandon() from None
+        except store.PauseRequested:
+            self._stop("pause")
+
+    # ---- step.do
+
+    async def do(self, name, fn, retries, timeout):
+        check_step_name(name)
+        if not callable(fn):
+            raise WorkflowFatalError(f'Step "{name}" requires a callback function, got {type(fn).__name__}')
+        self.do_calls += 1
+        limit = conf.get("STEP_LIMIT")
+        if self.do_calls > limit:
+            raise WorkflowFatalError(
+                f"The limit of {limit} steps has been reached. This limit can be changed with WORKFLOWS['STEP_LIMIT']."
+            )
+        key = self._next_key(StepKind.DO, name)
+        row = self.steps.get(key)
+        if row is not None and row.status == StepStatus.SUCCEEDED:
+            return decode(row.result)
+        if row is not None and row.status == StepStatus.FAILED:
+            raise rebuild_error(row.error)
+        config = self._config(name, row, retries, timeout)
+        if row is not None and row.status == StepStatus.RETRYING and row.wake_at > clock.now():
+            self._stop("park")
+        self.inflight += 1
+        self.idle.clear()
+        try:
+            return await self._execute(key, row, config, fn)
+        finally:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.idle.set()
+
+    def _config(self, name, row, retries, timeout) -> dict:
+        """The step's config; frozen at its first execution (later code changes do not apply)."""
+        live = resolve_step_config(name, retries, timeout)
+        if row is None or not row.config:
+            return live
+        frozen = copy.deepcopy(row.config)
+        if frozen["retries"]["delay"] == "[dynamic]":
+            frozen["retries"]["delay"] = live["retries"]["delay"]
+        return frozen
+
+    async def _execute(self, key, row, config, fn):
+        kind, name, occurrence = key
+        if row is not None and row.status == StepStatus.RUNNING:
+            # The worker running the last attempt died; the claim recorded it as failed.
+            error = WorkflowInternalError(store.INTERNAL_ERROR["message"])
+            log.warning("%s: step %r attempt %d was interrupted by a worker crash", self.label, name, row.attempts)
+            await self._after_failure(key, row, config, error, "", record_attempt=False, retry_now=True)
+        while True:
+            self._may_start_new_work()
+            now = clock.now()
+            seq = row.seq if row is not None else self._new_seq()
+            row = await self._store(store.begin_attempt, self.lease, key, row, seq, storable_config(config), now)
+            self.steps[key] = row
+            ctx = StepContext(name, occurrence, row.attempts, storable_config(config))
+            try:
+                value = await self._invoke(fn, ctx, config["timeout"])
+                text = encode_limited(value, what=f'Value returned from step "{name}"', limit=conf.get("MAX_VALUE_BYTES"))
+            except (Suspend, Abandon):
+                raise
+            except NotSerialisable as exc:
+                error = WorkflowFatalError(f'Value returned from step "{name}" is not serialisable: {exc}')
+                await self._store(store.attempt_failed, self.lease, row, error_record(error), "", clock.now(), retry_at=None, retry_delay=None)
+                self.fatal = {
+                    "name": "WorkflowFatalError",
+                    "message": f'The execution of the Workflow instance was terminated, as the step "{name}" '
+                               f"returned a value which is not serialisable: {exc}",
+                }
+                self.stop_reason = self.stop_reason or "rerun"
+                raise error from None
+            except ValueTooLarge as exc:
+                error = WorkflowInternalError(f"Step {name}-{occurrence} output is too large: {exc}")
+                await self._after_failure(key, row, config, error, "")
+                continue
+            except TimeoutError:
+                error = WorkflowTimeoutError(f"Execution timed out after {int(config['timeout'] * 1000)}ms (step \"{name}\" attempt {row.attempts})")
+                await self._after_failure(key, row, config, error, "")
+                continue
+            except Exception as exc:
+                await self._after_failure(key, row, config, exc, traceback.format_exc())
+                continue
+            await self._store(store.attempt_succeeded, self.lease, row, text, clock.now())
+            return decode(text)
+
+    async def _invoke(self, fn, ctx, timeout):
+        args = (ctx,) if _takes_ctx(fn) else ()
+        if inspect.iscoroutinefunction(fn):
+            return await asyncio.wait_for(fn(*args), timeout)
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        value = await asyncio.wait_for(loop.run_in_executor(_callback_pool, _call_in_thread, fn, args), timeout)
+        if inspect.isawaitable(value):
+            value = await asyncio.wait_for(value, max(0.001, timeout - (time.monotonic() - started)))
+        return value
+
+    async def _after_failure(self, key, row, config, exc, traceback_text, *, record_attempt=True, retry_now=False):
+        """Decide what a failed attempt leads to: another attempt now, a retry delay, or the end.
+
+        Returns to let the caller run the next attempt at once; raises Suspend to wait out a
+        retry delay; raises the (rebuilt) step error when the step has failed for good.
+        """
+        kind, name, occurrence = key
+        retries = config["retries"]
+        retry_at = retry_delay = None
+        final = isinstance(exc, NonRetryableError) or row.attempts > retries["limit"]
+        if not final:
+            try:
+                retry_delay = 0.0 if retry_now else await self._retry_delay(key, row, config, exc)
+            except NonRetryableDelayError as delay_error:
+                exc, traceback_text, final = delay_error, traceback_text, True
+        if not final:
+            retry_at = clock.now() + timedelta(seconds=retry_delay)
+        record = error_record(exc)
+        log.info(
+            "%s: step %r attempt %d failed: %s: %s%s", self.label, name, row.attempts, record["name"], record["message"],
+            "" if final else f" (retry in {retry_delay:g}s)",
+        )
+        await self._store(
+            store.attempt_failed, self.lease, row, record, traceback_text, clock.now(),
+            retry_at=retry_at, retry_delay=retry_delay, record_attempt=record_attempt,
+        )
+        if final:
+            raise rebuild_error(record)
+        if retry_delay > 0:
+            self._stop("park")
+
+    async def _retry_delay(self, key, row, config, exc) -> float:
+        kind, name, occurrence = key
+        retries = config["retries"]
+        base = retries["delay"]
+        if callable(base):
+            ctx = StepContext(name, occurrence, row.attempts, storable_config(config))
+            try:
+                value = base(ctx, exc)
+                if inspect.isawaitable(value):
+                    value = await asyncio.wait_for(value, 5)
+                base = parse_duration(value)
+            except Exception as delay_exc:
+                raise NonRetryableDelayError(
+                    f'The delay function for step "{name}-{occurrence}" failed: {type(delay_exc).__name__}: {delay_exc}'
+                ) from None
+        return retry_wait(retries["backoff"], base, row.attempts)
+
+    # ---- sleep / sleep_until
+
+    async def sleep(self, name, wake_for):
+        check_step_name(name)
+        key = self._next_key(StepKind.SLEEP, name)
+        row = self.steps.get(key)
+        now = clock.now()
+        if row is not None:
+            if row.status == StepStatus.SUCCEEDED:
+                return None
+            if row.wake_at <= now:
+                await self._store(store.end_sleep, self.lease, row, now)
+                return None
+            self._stop("park")
+        wake_at = wake_for(now)
+        self._may_start_new_work()
+        row = await self._store(store.begin_sleep, self.lease, key, self._new_seq(), wake_at, now)
+        self.steps[key] = row
+        if row.status != StepStatus.SUCCEEDED:
+            self._stop("park")
+        return None
+
+    # ---- wait_for_event
+
+    async def wait_for_event(self, name, event_type, timeout_seconds):
+        check_step_name(name)
+        key = self._next_key(StepKind.WAIT, name)
+        row = self.steps.get(key)
+        if row is not None and row.status == StepStatus.SUCCEEDED:
+            return decode(row.result)
+        if row is not None and row.status == StepStatus.FAILED:
+            raise rebuild_error(row.error)
+        now = clock.now()
+        if row is None:
+            self._may_start_new_work()
+        deadline = row.wake_at if row is not None else now + timedelta(seconds=timeout_seconds)
+        timeout_error = error_record(WorkflowTimeoutError(
+            f"Execution timed out after {int(timeout_seconds * 1000)}ms waiting for an event of type {event_type!r} (step \"{name}\")"
+        ))
+        seq = row.seq if row is not None else self._new_seq()
+        row = await self._store(store.receive_event, self.lease, key, row, seq, event_type, deadline, timeout_error, now)
+        self.steps[key] = row
+        if row.status == StepStatus.SUCCEEDED:
+            return decode(row.result)
+        if row.status == StepStatus.FAILED:
+            raise rebuild_error(row.error)
+        self._stop("park")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+class _Heartbeat:
+    """Renews the leases of the instances this process is running, while long steps run."""
+
+    def __init__(self):
+        self.leases: dict[int, store.Lease] = {}
+        self.lock = threading.Lock()
+        self.thread = None
+
+    def track(self, lease):
+        with self.lock:
+            self.leases[lease.pk] = lease
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="workflow-heartbeat", daemon=True)
+                self.thread.start()
+
+    def untrack(self, lease):
+        with self.lock:
+            self.leases.pop(lease.pk, None)
+
+    def _loop(self):
+        while True:
+            time.sleep(max(0.5, conf.get("LEASE_SECONDS") / 4))
+            with self.lock:
+                leases = list(self.leases.values())
+            for lease in leases:
+                try:
+                    store.renew(lease, clock.now())
+                except Exception:
+                    log.exception("heartbeat: could not renew lease of instance %s", lease.pk)
+                    close_old_connections()
+
+
+heartbeat = _Heartbeat()
+
+
+def advance(pk: int, *, renew_leases: bool = True) -> str:
+    """Claim instance ``pk`` and run it as far as it can go now. Safe to call for any pk, any time.
+
+    Returns what happened: "not claimed" (nothing to do, or another worker has it),
+    "complete", "errored", "parked", "paused", "handed back" or "abandoned".
+    """
+    now = clock.now()
+    claim = store.claim(pk, now)
+    if claim is None:
+        return "not claimed"
+    crashes = claim.instance.worker_crashes
+    if crashes > conf.get("MAX_WORKER_CRASHES"):
+        store.fail_crash_loop(pk, claim.lease, crashes, now)
+        log.error("%s/%s: errored after %d worker crashes", claim.instance.workflow_name, claim.instance.instance_id, crashes)
+        return "errored"
+    bridge = DatabaseBridge()
+    runner = Runner(claim, bridge)
+    if renew_leases:
+        heartbeat.track(claim.lease)
+    try:
+        return bridge.serve(runner.main)
+    finally:
+        if renew_leases:
+            heartbeat.untrack(claim.lease)

@@ -1,0 +1,312 @@
+"""What a worker writes while it advances an instance, each in one short transaction.
+
+Every function here is fenced: it first renews the worker's lease with
+``UPDATE wf_instance ... WHERE id = %s AND lease_token = <ours>`` and raises ``LeaseLost``
+when no row matches. An instance that was terminated, restarted or taken over by another
+worker therefore never gets a write from the old one, which is what guarantees that an
+instance never advances in two workers at once. These functions run on the thread that
+owns the database connection (see ``runtime.bridge``).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Case, F, Min, Q, Value, When
+from django.db.models.functions import Coalesce
+
+from workflows import conf
+from workflows.models import PENDING_STEP, Attempt, Event, Instance, Status, Step, StepStatus
+from workflows.values import encode
+
+INTERNAL_ERROR = {"name": "WorkflowInternalError", "message": "Attempt failed due to internal workflows error (the worker running it stopped)"}
+
+
+class LeaseLost(Exception):
+    """The instance is no longer ours: terminated, restarted, or taken over."""
+
+
+class PauseRequested(Exception):
+    """A pause was requested; the next step must not start."""
+
+
+@dataclass
+class Lease:
+    pk: int
+    token: str
+    events_version: int
+
+
+@dataclass
+class StepRow:
+    """The in-memory copy of a Step row that replay reads instead of querying per step."""
+
+    id: int
+    kind: str
+    name: str
+    occurrence: int
+    seq: int
+    status: str
+    result: str | None = None
+    error: dict | None = None
+    config: dict | None = None
+    attempts: int = 0
+    wake_at: datetime | None = None
+
+
+@dataclass
+class Claim:
+    lease: Lease
+    instance: Instance
+    steps: dict = field(default_factory=dict)  # (kind, name, occurrence) -> StepRow
+    max_seq: int = 0
+
+
+def _lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=conf.get("LEASE_SECONDS"))
+
+
+def claim(pk: int, now: datetime) -> Claim | None:
+    """Take the instance if it has work and nobody holds it; load its steps for replay.
+
+    Claimable: queued; waiting and due; running (or waitingForPause) whose lease ran out
+    because its worker died. Taking over a dead worker's lease counts a worker crash; the
+    attempts it left open are closed as failed so the step's retry rules apply to them.
+    """
+    token = uuid.uuid4().hex
+    until = _lease_until(now)
+    with transaction.atomic():
+        updated = (
+            Instance.objects.filter(pk=pk)
+            .filter(
+                Q(status=Status.QUEUED)
+                | Q(status=Status.WAITING, wake_at__lte=now)
+                | Q(status__in=[Status.RUNNING, Status.WAITING_FOR_PAUSE], lease_until__lt=now)
+            )
+            .update(
+                status=Case(When(status=Status.WAITING_FOR_PAUSE, then=Value(Status.WAITING_FOR_PAUSE)), default=Value(Status.RUNNING)),
+                worker_crashes=F("worker_crashes") + Case(When(lease_token__isnull=False, then=Value(1)), default=Value(0)),
+                lease_token=token,
+                lease_until=until,
+                due_at=until,
+                started_at=Coalesce("started_at", Value(now)),
+                updated_at=now,
+            )
+        )
+        if not updated:
+            return None
+        instance = Instance.objects.get(pk=pk)
+        open_attempts = Attempt.objects.filter(step__instance_id=pk, ended_at__isnull=True)
+        open_attempts.update(ended_at=now, success=False, error=INTERNAL_ERROR)
+        rows = {}
+        max_seq = 0
+        for s in Step.objects.filter(instance_id=pk).values(
+            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at"
+        ):
+            row = StepRow(**s)
+            rows[(row.kind, row.name, row.occurrence)] = row
+            max_seq = max(max_seq, row.seq)
+    return Claim(Lease(pk, token, instance.events_version), instance, rows, max_seq)
+
+
+def _fence(lease: Lease, now: datetime, *, check_pause: bool = False, **extra) -> None:
+    """Renew our lease (and apply ``extra`` instance updates) or raise LeaseLost/PauseRequested."""
+    until = _lease_until(now)
+    qs = Instance.objects.filter(pk=lease.pk, lease_token=lease.token)
+    if check_pause:
+        updated = qs.filter(pause_requested=False).update(lease_until=until, due_at=until, updated_at=now, **extra)
+        if not updated:
+            if qs.exists():
+                raise PauseRequested()
+            raise LeaseLost()
+        return
+    if not qs.update(lease_until=until, due_at=until, updated_at=now, **extra):
+        raise LeaseLost()
+
+
+def renew(lease: Lease, now: datetime) -> bool:
+    """Heartbeat for a long step; False when the lease is gone."""
+    until = _lease_until(now)
+    return bool(
+        Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(lease_until=until, due_at=until)
+    )
+
+
+def begin_attempt(lease: Lease, key, row: StepRow | None, seq: int, config: dict, now: datetime) -> StepRow:
+    """Record that an attempt of a step.do starts, before user code runs.
+
+    Committing this first is what lets a crash mid-attempt be seen and counted.
+    """
+    kind, name, occurrence = key
+    with transaction.atomic():
+        _fence(lease, now, check_pause=True)
+        if row is None:
+            step = Step.objects.create(
+                instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
+                status=StepStatus.RUNNING, config=config, attempts=1, started_at=now,
+            )
+            row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.RUNNING, config=config, attempts=1)
+        else:
+            row.attempts += 1
+            row.status = StepStatus.RUNNING
+            row.wake_at = None
+            Step.objects.filter(pk=row.id).update(status=StepStatus.RUNNING, attempts=row.attempts, wake_at=None)
+        Attempt.objects.create(step_id=row.id, number=row.attempts, started_at=now)
+    return row
+
+
+def attempt_succeeded(lease: Lease, row: StepRow, result_text: str, now: datetime) -> None:
+    with transaction.atomic():
+        _fence(lease, now, worker_crashes=0)
+        Step.objects.filter(pk=row.id).update(status=StepStatus.SUCCEEDED, result=result_text, ended_at=now)
+        Attempt.objects.filter(step_id=row.id, number=row.attempts).update(ended_at=now, success=True)
+    row.status = StepStatus.SUCCEEDED
+    row.result = result_text
+
+
+def attempt_failed(
+    lease: Lease, row: StepRow, error: dict, traceback_text: str, now: datetime,
+    *, retry_at: datetime | None, retry_delay: float | None, record_attempt: bool = True,
+) -> None:
+    """Record a failed attempt: the step waits for its retry at ``retry_at``, or fails for good."""
+    with transaction.atomic():
+        _fence(lease, now, worker_crashes=0)
+        if record_attempt:
+            Attempt.objects.filter(step_id=row.id, number=row.attempts).update(
+                ended_at=now, success=False, error=error, traceback=traceback_text, retry_delay=retry_delay
+            )
+        elif retry_delay is not None:
+            Attempt.objects.filter(step_id=row.id, number=row.attempts).update(retry_delay=retry_delay)
+        if retry_at is None:
+            Step.objects.filter(pk=row.id).update(status=StepStatus.FAILED, error=error, ended_at=now, wake_at=None)
+            row.status, row.error, row.wake_at = StepStatus.FAILED, error, None
+        else:
+            Step.objects.filter(pk=row.id).update(status=StepStatus.RETRYING, wake_at=retry_at)
+            row.status, row.wake_at = StepStatus.RETRYING, retry_at
+
+
+def begin_sleep(lease: Lease, key, seq: int, wake_at: datetime, now: datetime) -> StepRow:
+    kind, name, occurrence = key
+    done = wake_at <= now
+    status = StepStatus.SUCCEEDED if done else StepStatus.SLEEPING
+    with transaction.atomic():
+        _fence(lease, now)
+        step = Step.objects.create(
+            instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq, status=status,
+            wake_at=wake_at, started_at=now, ended_at=now if done else None,
+        )
+    return StepRow(step.id, kind, name, occurrence, seq, status, wake_at=wake_at)
+
+
+def end_sleep(lease: Lease, row: StepRow, now: datetime) -> None:
+    with transaction.atomic():
+        _fence(lease, now)
+        Step.objects.filter(pk=row.id).update(status=StepStatus.SUCCEEDED, ended_at=now)
+    row.status = StepStatus.SUCCEEDED
+
+
+def receive_event(lease: Lease, key, row: StepRow | None, seq: int, event_type: str, deadline: datetime, timeout_error: dict, now: datetime):
+    """Give a wait_for_event its event, its timeout, or a place in the waiting list.
+
+    Takes the oldest buffered event of the type that arrived no later than the deadline
+    (FIFO per type). Once the deadline has passed with no such event the wait fails for
+    good, so a timed-out wait never consumes a later event. Returns the updated StepRow.
+    """
+    kind, name, occurrence = key
+    with transaction.atomic():
+        _fence(lease, now)
+        event = (
+            Event.objects.filter(instance_id=lease.pk, type=event_type, consumed_at__isnull=True, created_at__lte=deadline)
+            .order_by("id")
+            .first()
+        )
+        if row is None:
+            step = Step.objects.create(
+                instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
+                status=StepStatus.WAITING, wake_at=deadline, event_type=event_type, started_at=now,
+            )
+            row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.WAITING, wake_at=deadline)
+        if event is not None:
+            from workflows.values import decode
+
+            received = {"type": event.type, "payload": decode(event.payload), "timestamp": event.created_at}
+            row.result = encode(received)
+            row.status = StepStatus.SUCCEEDED
+            Step.objects.filter(pk=row.id).update(status=row.status, result=row.result, ended_at=now)
+            Event.objects.filter(pk=event.pk).update(consumed_by_id=row.id, consumed_at=now)
+        elif deadline <= now:
+            row.status, row.error = StepStatus.FAILED, timeout_error
+            Step.objects.filter(pk=row.id).update(status=row.status, error=timeout_error, ended_at=now)
+    return row
+
+
+def park(lease: Lease, now: datetime) -> bool:
+    """Release the instance until its earliest timer; paused instead if a pause was asked.
+
+    Succeeds only if no event arrived since the claim (``events_version``); otherwise returns
+    False and the caller replays again, so an event racing with parking is never missed.
+    Raises LeaseLost when the instance is no longer ours.
+    """
+    with transaction.atomic():
+        next_wake = Step.objects.filter(instance_id=lease.pk, status__in=PENDING_STEP).aggregate(m=Min("wake_at"))["m"]
+        next_wake = next_wake or now
+        qs = Instance.objects.filter(pk=lease.pk, lease_token=lease.token)
+        updated = qs.filter(events_version=lease.events_version).update(
+            status=Case(When(pause_requested=True, then=Value(Status.PAUSED)), default=Value(Status.WAITING)),
+            paused_at=Case(When(pause_requested=True, then=Value(now)), default=Value(None)),
+            wake_at=next_wake,
+            due_at=Case(When(pause_requested=True, then=Value(None)), default=Value(next_wake)),
+            lease_token=None,
+            lease_until=None,
+            updated_at=now,
+        )
+        if updated:
+            return True
+        current = qs.values_list("events_version", flat=True).first()
+        if current is None:
+            raise LeaseLost()
+        lease.events_version = current
+        return False
+
+
+def hand_back(lease: Lease, now: datetime) -> None:
+    """Give the instance back to the queue now (worker shutting down, or its time slice is up)."""
+    from workflows.dispatch import kick
+
+    grace = timedelta(seconds=conf.get("DISPATCH_GRACE_SECONDS"))
+    with transaction.atomic():
+        updated = Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(
+            status=Case(When(pause_requested=True, then=Value(Status.PAUSED)), default=Value(Status.QUEUED)),
+            paused_at=Case(When(pause_requested=True, then=Value(now)), default=Value(None)),
+            wake_at=now,
+            due_at=Case(When(pause_requested=True, then=Value(None)), default=Value(now + grace)),
+            lease_token=None,
+            lease_until=None,
+            updated_at=now,
+        )
+        if not updated:
+            raise LeaseLost()
+        kick(lease.pk)
+
+
+def finish(lease: Lease, now: datetime, *, output_text: str | None = None, error: dict | None = None) -> None:
+    status = Status.ERRORED if error is not None else Status.COMPLETE
+    updated = Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(
+        status=status, output=output_text, error=error, ended_at=now, wake_at=None, due_at=None,
+        lease_token=None, lease_until=None, pause_requested=False, updated_at=now,
+    )
+    if not updated:
+        raise LeaseLost()
+
+
+def fail_crash_loop(pk: int, lease: Lease, crashes: int, now: datetime) -> None:
+    steps = list(Step.objects.filter(instance_id=pk, status=StepStatus.RUNNING).values_list("name", flat=True))
+    where = f" (in step {', '.join(repr(s) for s in steps)})" if steps else ""
+    finish(lease, now, error={
+        "name": "WorkflowInternalError",
+        "message": f"the worker running this instance died {crashes} times in a row{where}; giving up "
+                   f"(WORKFLOWS['MAX_WORKER_CRASHES'] is {conf.get('MAX_WORKER_CRASHES')})",
+    })
+

@@ -1,0 +1,8 @@
+"""The django-q2 task: "advance instance N". Duplicated or late deliveries are harmless."""
+from __future__ import annotations
+
+from workflows import runtime
+
+
+def advance(pk: int) -> str:
+    return runtime.advance(pk)

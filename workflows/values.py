@@ -1,0 +1,146 @@
+"""How values cross a step boundary: JSON plus exact round-trips of a few Python types.
+
+Step results, params, event payloads and run output are stored as JSON text (project
+decision 6). ``bytes``, ``datetime``, ``date``, ``Decimal``, ``UUID`` and ``tuple`` are
+stored as tagged objects ``{"$wf": <type>, "v": <text>}`` so that a replayed value is equal
+to, and of the same type as, the first one. A user dict that happens to contain the tag key
+is wrapped as ``{"$wf": "dict", "v": {...}}`` so it can never be mistaken for a tagged value.
+Decoding walks top-down for the same reason.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+from workflows.errors import NotSerialisable, ValueTooLarge
+
+TAG = "$wf"
+MAX_DEPTH = 200
+
+
+def encode(value, *, what: str = "value") -> str:
+    """The stored (JSON text) form of ``value``; raises NotSerialisable naming what failed."""
+    try:
+        tree = _to_json(value, 0, set())
+    except RecursionError:
+        raise NotSerialisable(f"{what} is nested too deeply to be stored") from None
+    return json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_limited(value, *, what: str, limit: int) -> str:
+    """``encode`` plus the size limit, measured on the UTF-8 bytes of the stored form."""
+    text = encode(value, what=what)
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise ValueTooLarge(f"{what} is {size} bytes when stored; the limit is {limit} bytes")
+    return text
+
+
+def decode(text: str | None):
+    if text is None:
+        return None
+    return _from_json(json.loads(text))
+
+
+def roundtrip(value, *, what: str = "value"):
+    return decode(encode(value, what=what))
+
+
+def _to_json(value, depth: int, stack: set):
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise NotSerialisable(f"{value!r} is not a finite number and cannot be stored as JSON")
+        return value
+    if depth > MAX_DEPTH:
+        raise NotSerialisable(f"value is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        if id(value) in stack:
+            raise NotSerialisable("value contains a circular reference")
+        stack.add(id(value))
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NotSerialisable(f"dict key {key!r} is a {type(key).__name__}; only str keys can be stored")
+            out[key] = _to_json(item, depth + 1, stack)
+        stack.discard(id(value))
+        return {TAG: "dict", "v": out} if TAG in out else out
+    if isinstance(value, (list, tuple)):
+        if id(value) in stack:
+            raise NotSerialisable("value contains a circular reference")
+        stack.add(id(value))
+        items = [_to_json(item, depth + 1, stack) for item in value]
+        stack.discard(id(value))
+        return {TAG: "tuple", "v": items} if isinstance(value, tuple) else items
+    if isinstance(value, (bytes, bytearray)):
+        return {TAG: "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, datetime):
+        return {TAG: "datetime", "v": value.isoformat()}
+    if isinstance(value, date):
+        return {TAG: "date", "v": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {TAG: "decimal", "v": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {TAG: "uuid", "v": str(value)}
+    raise NotSerialisable(
+        f"a {type(value).__name__} cannot be stored; use JSON types, bytes, datetime, date, Decimal or UUID"
+    )
+
+
+_DECODERS = {
+    "bytes": lambda v: base64.b64decode(v),
+    "datetime": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "decimal": Decimal,
+    "uuid": uuid.UUID,
+}
+
+
+def _from_json(node):
+    if isinstance(node, list):
+        return [_from_json(item) for item in node]
+    if isinstance(node, dict):
+        tag = node.get(TAG)
+        if tag is not None and len(node) == 2 and "v" in node:
+            if tag == "dict":
+                return {key: _from_json(item) for key, item in node["v"].items()}
+            if tag == "tuple":
+                return tuple(_from_json(item) for item in node["v"])
+            if tag in _DECODERS:
+                return _DECODERS[tag](node["v"])
+        return {key: _from_json(item) for key, item in node.items()}
+    return node
+
+
+class ReadOnlyDict(dict):
+    """``event.payload``: a dict that refuses changes, so nobody mistakes a mutation for state."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("event.payload is read-only; return new state from a step instead")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+
+class ReadOnlyList(list):
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("event.payload is read-only; return new state from a step instead")
+
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+    __iadd__ = __imul__ = _refuse
+
+
+def freeze(value):
+    """A deep read-only copy of a decoded value (dicts and lists; scalars are immutable)."""
+    if isinstance(value, dict):
+        return ReadOnlyDict({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return ReadOnlyList(freeze(item) for item in value)
+    if isinstance(value, tuple):
+        return tuple(freeze(item) for item in value)
+    return value
