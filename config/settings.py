@@ -147,6 +147,7 @@ LOGGING = {
 # The engine. Every key is optional; workflows/conf.py documents each default.
 WORKFLOWS = {
     "WORKERS": envint("WORKFLOWS_WORKERS", "2"),
+    "LEASE_SECONDS": float(os.getenv("WORKFLOWS_LEASE_SECONDS", "20")),
 }
 
 # django-q2 is the executor: its workers run "advance this instance" tasks. Our own tables

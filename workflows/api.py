@@ -40,6 +40,11 @@ def _encode_params(params, what="params"):
     return encode_limited(params, what=what, limit=conf.get("MAX_VALUE_BYTES"))
 
 
+def _encode_create_params(params, what="params"):
+    # Like Cloudflare, an instance created without params gets an empty dict as its payload.
+    return _encode_params({} if params is None else params, what=what)
+
+
 class WorkflowHandle:
     """Creates and finds instances of one workflow."""
 
@@ -52,7 +57,7 @@ class WorkflowHandle:
     def create(self, id: str | None = None, params=None) -> InstanceHandle:
         """Create an instance (status ``queued``) and queue it for a worker."""
         instance_id = str(uuid.uuid4()) if id is None else check_instance_id(id)
-        text = _encode_params(params)
+        text = _encode_create_params(params)
         now = clock.now()
         try:
             with transaction.atomic():
@@ -87,7 +92,7 @@ class WorkflowHandle:
                 raise WorkflowError(f"create_batch item {position} must be a dict with only 'id' and 'params' keys, got {item!r:.200}")
             instance_id = item.get("id")
             instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
-            prepared.append((instance_id, _encode_params(item.get("params"), what=f"params of batch item {position}")))
+            prepared.append((instance_id, _encode_create_params(item.get("params"), what=f"params of batch item {position}")))
         now = clock.now()
         with transaction.atomic():
             wanted = [iid for iid, _ in prepared]

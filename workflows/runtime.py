@@ -73,7 +73,11 @@ class Suspend(BaseException):
 
     def __init__(self, reason: str):
         super().__init__(reason)
-        self.reason = reason  # "park" | "rerun" | "pause" | "handback"
+        self.reason = reason  # "park" | "pause" | "handback" | why new work was refused
+
+
+class _AttemptTimedOut(Exception):
+    """The attempt ran past its timeout (distinct from a TimeoutError the callback raised)."""
 
 
 class Abandon(BaseException):
@@ -180,7 +184,11 @@ def _takes_argument(fn) -> bool:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
+    # A parameter with a default (``def add(i=i)``, the loop-closure idiom) is not asking for ctx.
+    return any(
+        p.kind == p.VAR_POSITIONAL or (p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
+        for p in parameters
+    )
 
 
 def _takes_ctx(fn) -> bool:
@@ -292,35 +300,59 @@ class Runner:
         return "handed back"
 
     async def replay(self) -> str:
+        """One pass of run() from the top; returns "rerun" when another pass is needed now.
+
+        A branch that must wait (sleep, retry delay, event) parks on a future that never
+        resolves instead of raising, so other branches of an ``asyncio.gather`` keep going.
+        Once nothing is executing and at least one branch is parked, run() is cancelled and
+        the instance parks until its earliest timer. Pause, hand-back and fatal errors stop
+        the pass instead: steps in flight finish and commit, and no new step starts.
+        """
+        loop = asyncio.get_running_loop()
         self.counters = defaultdict(int)
         self.do_calls = 0
         self.stop_reason: str | None = None
         self.fatal: dict | None = None
-        self.inflight = 0
+        self.busy = 0
+        self.parked = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.never = loop.create_future()
+        self.quiet = loop.create_future()
+        self.async_run = self.workflow_cls.is_async()
 
         event = WorkflowEvent(decode(self.instance.params), self.instance.instance_id, self.instance.workflow_name, self.instance.created_at)
         workflow = self.workflow_cls()
         step = WorkflowStep(self)
-        try:
-            if self.workflow_cls.is_async():
-                output = await workflow.run(event, step)
-            else:
-                loop = asyncio.get_running_loop()
-                output = await loop.run_in_executor(
-                    _callback_pool, _call_in_thread, workflow.run, (event, SyncWorkflowStep(step, loop))
-                )
-            outcome, value = "complete", output
-        except Suspend as suspend:
-            outcome, value = "suspend", suspend.reason
-        except Abandon:
-            outcome, value = "abandon", None
-        except Exception as exc:
-            outcome, value = "error", exc
+        if self.async_run:
+            run_task = asyncio.ensure_future(workflow.run(event, step))
+        else:
+            run_task = asyncio.ensure_future(loop.run_in_executor(
+                _callback_pool, _call_in_thread, workflow.run, (event, SyncWorkflowStep(step, loop))
+            ))
+        await asyncio.wait({run_task, self.quiet}, return_when=asyncio.FIRST_COMPLETED)
+        if not run_task.done():
+            run_task.cancel()
+            with contextlib.suppress(BaseException):
+                await run_task
+            outcome, value = "suspend", "park"
+        else:
+            try:
+                outcome, value = "complete", run_task.result()
+            except Suspend as suspend:
+                outcome, value = "suspend", suspend.reason
+            except Abandon:
+                outcome, value = "abandon", None
+            except asyncio.CancelledError:
+                outcome, value = "suspend", "park"
+            except Exception as exc:
+                outcome, value = "error", exc
         # Steps still running in other branches (gather) finish and commit first.
-        self.stop_reason = self.stop_reason or "rerun"
+        self.stop_reason = self.stop_reason or "finishing"
         await self.idle.wait()
+        self.never.cancel()
+        if outcome == "suspend" and self.stop_reason in ("pause", "handback"):
+            value = self.stop_reason
         try:
             return await self._conclude(outcome, value)
         except Abandon:
@@ -373,9 +405,9 @@ class Runner:
         return (kind, name, self.counters[(kind, name)])
 
     def _may_start_new_work(self):
-        """Called before anything new is written: stop if this replay is ending."""
+        """Called before anything new is written: refuse once this pass is ending."""
         if self.stop_reason is not None:
-            raise Suspend("rerun")
+            raise Suspend(self.stop_reason)
         if DRAIN_EVENT is not None and DRAIN_EVENT.is_set():
             self._stop("handback")
         if time.monotonic() - self.started > conf.get("RUN_SLICE_SECONDS"):
@@ -385,11 +417,39 @@ class Runner:
         self.stop_reason = self.stop_reason or reason
         raise Suspend(reason)
 
+    async def _park(self):
+        """This branch has to wait; the instance parks once every branch waits or is done."""
+        if not self.async_run:
+            self._stop("park")
+        self.parked += 1
+        self._check_quiet()
+        await self.never
+
+    def _check_quiet(self, rounds: int = 6):
+        # A few loop turns let branches that were just woken reach their next engine call.
+        if self.busy or not self.parked or self.quiet.done():
+            return
+        if rounds:
+            asyncio.get_running_loop().call_soon(self._check_quiet, rounds - 1)
+        else:
+            self.quiet.set_result(None)
+
+    def _enter(self):
+        self.busy += 1
+        self.idle.clear()
+
+    def _leave(self):
+        self.busy -= 1
+        if self.busy == 0:
+            self.idle.set()
+            self._check_quiet()
+
     def _new_seq(self) -> int:
         self.seq += 1
         return self.seq
 
     async def _store(self, fn, *args, **kwargs):
+        self._enter()
         try:
             return await self.db(fn, *args, **kwargs)
         except store.LeaseLost:
@@ -397,6 +457,8 @@ class Runner:
             raise Abandon() from None
         except store.PauseRequested:
             self._stop("pause")
+        finally:
+            self._leave()
 
     # ---- step.do
 
@@ -418,15 +480,12 @@ class Runner:
             raise rebuild_error(row.error)
         config = self._config(name, row, retries, timeout)
         if row is not None and row.status == StepStatus.RETRYING and row.wake_at > clock.now():
-            self._stop("park")
-        self.inflight += 1
-        self.idle.clear()
+            await self._park()
+        self._enter()
         try:
             return await self._execute(key, row, config, fn)
         finally:
-            self.inflight -= 1
-            if self.inflight == 0:
-                self.idle.set()
+            self._leave()
 
     def _config(self, name, row, retries, timeout) -> dict:
         """The step's config; frozen at its first execution (later code changes do not apply)."""
@@ -465,32 +524,50 @@ class Runner:
                     "message": f'The execution of the Workflow instance was terminated, as the step "{name}" '
                                f"returned a value which is not serialisable: {exc}",
                 }
-                self.stop_reason = self.stop_reason or "rerun"
+                self.stop_reason = self.stop_reason or "fatal"
                 raise error from None
             except ValueTooLarge as exc:
                 error = WorkflowInternalError(f"Step {name}-{occurrence} output is too large: {exc}")
-                await self._after_failure(key, row, config, error, "")
-                continue
-            except TimeoutError:
+                delay = await self._after_failure(key, row, config, error, "")
+            except _AttemptTimedOut:
                 error = WorkflowTimeoutError(f"Execution timed out after {int(config['timeout'] * 1000)}ms (step \"{name}\" attempt {row.attempts})")
-                await self._after_failure(key, row, config, error, "")
-                continue
+                delay = await self._after_failure(key, row, config, error, "")
             except Exception as exc:
-                await self._after_failure(key, row, config, exc, traceback.format_exc())
-                continue
-            await self._store(store.attempt_succeeded, self.lease, row, text, clock.now())
-            return decode(text)
+                delay = await self._after_failure(key, row, config, exc, traceback.format_exc())
+            else:
+                await self._store(store.attempt_succeeded, self.lease, row, text, clock.now())
+                return decode(text)
+            if delay > 0:
+                return await self._wait_for_retry()
+
+    async def _wait_for_retry(self):
+        """Park through a retry delay; the next replay runs the next attempt."""
+        self._leave()
+        try:
+            await self._park()
+        finally:
+            self._enter()
 
     async def _invoke(self, fn, ctx, timeout):
+        """Call the step's callback with ``ctx`` if it takes an argument, under the attempt timeout.
+
+        Plain functions run in the callback thread pool; a timed-out one keeps running there
+        (Python cannot kill a thread) but its result is discarded.
+        """
         args = (ctx,) if _takes_ctx(fn) else ()
-        if inspect.iscoroutinefunction(fn):
-            return await asyncio.wait_for(fn(*args), timeout)
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        value = await asyncio.wait_for(loop.run_in_executor(_callback_pool, _call_in_thread, fn, args), timeout)
-        if inspect.isawaitable(value):
-            value = await asyncio.wait_for(value, max(0.001, timeout - (time.monotonic() - started)))
-        return value
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                if inspect.iscoroutinefunction(fn):
+                    return await fn(*args)
+                loop = asyncio.get_running_loop()
+                value = await loop.run_in_executor(_callback_pool, _call_in_thread, fn, args)
+                if inspect.isawaitable(value):
+                    value = await value
+                return value
+        except TimeoutError:
+            if deadline.expired():
+                raise _AttemptTimedOut() from None
+            raise
 
     async def _after_failure(self, key, row, config, exc, traceback_text, *, record_attempt=True, retry_now=False):
         """Decide what a failed attempt leads to: another attempt now, a retry delay, or the end.
@@ -520,8 +597,7 @@ class Runner:
         )
         if final:
             raise rebuild_error(record)
-        if retry_delay > 0:
-            self._stop("park")
+        return retry_delay
 
     async def _retry_delay(self, key, row, config, exc) -> float:
         kind, name, occurrence = key
@@ -553,13 +629,13 @@ class Runner:
             if row.wake_at <= now:
                 await self._store(store.end_sleep, self.lease, row, now)
                 return None
-            self._stop("park")
+            await self._park()
         wake_at = wake_for(now)
         self._may_start_new_work()
         row = await self._store(store.begin_sleep, self.lease, key, self._new_seq(), wake_at, now)
         self.steps[key] = row
         if row.status != StepStatus.SUCCEEDED:
-            self._stop("park")
+            await self._park()
         return None
 
     # ---- wait_for_event
@@ -586,7 +662,7 @@ class Runner:
             return decode(row.result)
         if row.status == StepStatus.FAILED:
             raise rebuild_error(row.error)
-        self._stop("park")
+        await self._park()
 
 
 # --------------------------------------------------------------------------- entry point

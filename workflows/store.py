@@ -68,6 +68,15 @@ def _lease_until(now: datetime) -> datetime:
     return now + timedelta(seconds=conf.get("LEASE_SECONDS"))
 
 
+def claimable(now: datetime) -> Q:
+    """Instances with work a worker may take now: queued; waiting and due; a dead worker's."""
+    return (
+        Q(status=Status.QUEUED)
+        | Q(status=Status.WAITING, wake_at__lte=now)
+        | Q(status__in=[Status.RUNNING, Status.WAITING_FOR_PAUSE], lease_until__lt=now)
+    )
+
+
 def claim(pk: int, now: datetime) -> Claim | None:
     """Take the instance if it has work and nobody holds it; load its steps for replay.
 
@@ -80,11 +89,7 @@ def claim(pk: int, now: datetime) -> Claim | None:
     with transaction.atomic():
         updated = (
             Instance.objects.filter(pk=pk)
-            .filter(
-                Q(status=Status.QUEUED)
-                | Q(status=Status.WAITING, wake_at__lte=now)
-                | Q(status__in=[Status.RUNNING, Status.WAITING_FOR_PAUSE], lease_until__lt=now)
-            )
+            .filter(claimable(now))
             .update(
                 status=Case(When(status=Status.WAITING_FOR_PAUSE, then=Value(Status.WAITING_FOR_PAUSE)), default=Value(Status.RUNNING)),
                 worker_crashes=F("worker_crashes") + Case(When(lease_token__isnull=False, then=Value(1)), default=Value(0)),
@@ -172,7 +177,8 @@ def attempt_failed(
 ) -> None:
     """Record a failed attempt: the step waits for its retry at ``retry_at``, or fails for good."""
     with transaction.atomic():
-        _fence(lease, now, worker_crashes=0)
+        # Not a reset of worker_crashes: only a step that succeeds proves the worker survives it.
+        _fence(lease, now)
         if record_attempt:
             Attempt.objects.filter(step_id=row.id, number=row.attempts).update(
                 ended_at=now, success=False, error=error, traceback=traceback_text, retry_delay=retry_delay

@@ -1,0 +1,67 @@
+"""wait_for_event and send_event: buffered FIFO per type, timeouts that never eat later events."""
+import pytest
+
+from tests.helpers import later, row, run, start, steps_of
+from workflows.errors import InvalidEventType, InvalidState, ValueTooLarge
+from workflows.models import Event
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def test_a_wait_parks_the_instance_and_an_event_resumes_it_with_type_payload_and_timestamp():
+    instance = start("t-waiter")
+    assert run(instance)["status"] == "waiting"
+    instance.send_event("go", {"approved": True})
+    assert row(instance).wake_at is not None
+    assert run(instance)["output"] == [{"approved": True}]
+    received = steps_of(instance)[0]
+    assert received.status == "succeeded" and received.event_type == "go"
+
+
+def test_events_sent_before_the_wait_are_buffered_and_taken_oldest_first_per_type():
+    instance = start("t-waiter", {"waits": 3})
+    instance.send_event("other", "not for us")
+    for n in (1, 2, 3):
+        instance.send_event("go", n)
+    assert run(instance)["output"] == [1, 2, 3]
+    assert Event.objects.get(type="other").consumed_at is None
+
+
+def test_an_event_of_another_type_does_not_wake_the_waiter():
+    instance = start("t-waiter")
+    run(instance)
+    instance.send_event("unrelated", 1)
+    assert row(instance).status == "waiting" and row(instance).wake_at > row(instance).created_at
+    assert run(instance)["status"] == "waiting"
+
+
+def test_a_timed_out_wait_raises_and_never_consumes_a_later_event():
+    instance = start("t-waiter", {"waits": 2, "timeout": "1h"})
+    run(instance)
+    later(hours=1)
+    assert row(instance).status == "waiting", "the second wait is now pending"
+    instance.send_event("go", "late")
+    assert run(instance)["output"] == ["timeout: WorkflowTimeoutError", "late"]
+    first = steps_of(instance)[0]
+    assert first.status == "failed" and first.error["name"] == "WorkflowTimeoutError"
+
+
+def test_an_event_arriving_after_the_deadline_is_left_for_a_later_wait():
+    instance = start("t-waiter", {"waits": 2, "timeout": "1h"})
+    run(instance)
+    later(hours=2)  # the first wait is past its deadline before the worker saw any event
+    instance.send_event("go", "x")
+    assert run(instance)["output"] == ["timeout: WorkflowTimeoutError", "x"]
+
+
+def test_send_event_validates_type_and_payload_and_refuses_finished_instances():
+    instance = start("t-waiter")
+    with pytest.raises(InvalidEventType, match="a.b"):
+        instance.send_event("a.b")
+    with pytest.raises(ValueTooLarge):
+        instance.send_event("go", "x" * 2**20)
+    assert Event.objects.count() == 0
+    instance.send_event("go")
+    assert run(instance)["status"] == "complete"
+    with pytest.raises(InvalidState, match="it is complete"):
+        instance.send_event("go")

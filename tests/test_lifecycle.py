@@ -1,0 +1,129 @@
+"""pause, resume, terminate and restart, and the statuses they lead through."""
+from datetime import timedelta
+
+import pytest
+
+from tests.helpers import later, row, run, start, steps_of
+from tests.testapp.ledger import count
+from workflows import clock, runtime, store
+from workflows.errors import InvalidState
+from workflows.models import Instance
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def test_pausing_a_sleeping_instance_is_immediate_and_paused_time_does_not_count():
+    instance = start("t-memo")
+    run(instance)
+    wake = steps_of(instance)[-1].wake_at
+    instance.pause()
+    assert instance.status()["status"] == "paused"
+    later(hours=1)
+    assert instance.status()["status"] == "paused"
+    instance.resume()
+    shifted = steps_of(instance)[-1].wake_at - wake
+    assert timedelta(hours=1) <= shifted < timedelta(hours=1, seconds=1)
+    assert run(instance)["status"] == "waiting"
+    later(seconds=1)
+    assert instance.status()["status"] == "complete"
+
+
+def test_pause_while_a_step_runs_waits_for_it_then_stops_before_the_next():
+    instance = start("t-counter", {"steps": 3})
+    claim = store.claim(row(instance).pk, clock.now())
+    instance.pause()
+    assert instance.status()["status"] == "waitingForPause"
+    # The worker that holds the claim now reaches a step boundary.
+    from workflows.bridge import DatabaseBridge
+
+    bridge = DatabaseBridge()
+    assert bridge.serve(runtime.Runner(claim, bridge).main) == "paused"
+    assert instance.status()["status"] == "paused"
+    assert count(instance.id, "step-0") == 0
+    instance.resume()
+    assert run(instance)["output"] == 3
+
+
+def test_resume_cancels_a_pending_pause_and_is_a_no_op_otherwise():
+    instance = start("t-counter")
+    instance.resume()
+    assert instance.status()["status"] == "queued"
+    store.claim(row(instance).pk, clock.now())
+    instance.pause()
+    instance.resume()
+    assert instance.status()["status"] == "running"
+
+
+def test_terminate_stops_the_instance_and_a_finished_one_cannot_be_terminated():
+    instance = start("t-memo")
+    run(instance)
+    instance.terminate()
+    assert instance.status()["status"] == "terminated"
+    later(seconds=5)
+    assert instance.status()["status"] == "terminated"
+    with pytest.raises(InvalidState, match="cannot_terminate"):
+        instance.terminate()
+
+
+def test_a_terminated_worker_cannot_write_another_step():
+    instance = start("t-counter", {"steps": 2})
+    claim = store.claim(row(instance).pk, clock.now())
+    instance.terminate()
+    with pytest.raises(store.LeaseLost):
+        store.begin_attempt(claim.lease, ("do", "add 0", 1), None, 1, {}, clock.now())
+    assert not steps_of(instance)
+
+
+def test_restart_from_scratch_runs_every_step_again_and_drops_buffered_events():
+    instance = start("t-memo")
+    run(instance)
+    later(seconds=1)
+    instance.restart()
+    assert instance.status()["status"] == "queued"
+    run(instance)
+    later(seconds=1)
+    assert instance.status()["output"] == [{"x": 1}, None]
+    assert count(instance.id, "a") == 2
+
+
+def test_restart_from_a_step_keeps_earlier_results():
+    instance = start("t-counter", {"steps": 3})
+    assert run(instance)["output"] == 3
+    instance.restart(from_step="add 1")
+    assert run(instance)["output"] == 3
+    assert [count(instance.id, f"step-{i}") for i in range(3)] == [1, 2, 2]
+    with pytest.raises(InvalidState, match='Step "nope"'):
+        instance.restart(from_step=("nope", 1))
+
+
+def test_a_dead_workers_attempt_is_recorded_failed_and_retried_by_the_next_claim(settings):
+    instance = start("t-counter", {"steps": 1})
+    claim = store.claim(row(instance).pk, clock.now())
+    store.begin_attempt(claim.lease, ("do", "add 0", 1), None, 1, {"retries": {"limit": 5, "delay": 10, "backoff": "exponential"}, "timeout": 600}, clock.now())
+    # The worker dies here; its lease runs out.
+    later(seconds=settings.WORKFLOWS.get("LEASE_SECONDS", 20) + 1)
+    assert instance.status()["output"] == 0
+    step = steps_of(instance)[0]
+    assert step.attempts == 2
+    first, second = step.attempt_rows.order_by("number")
+    assert first.error["name"] == "WorkflowInternalError" and second.success
+    assert Instance.objects.get(pk=row(instance).pk).worker_crashes == 0
+
+
+def test_a_crash_loop_errors_the_instance_after_the_configured_number_of_takeovers(settings):
+    settings.WORKFLOWS = {**settings.WORKFLOWS, "MAX_WORKER_CRASHES": 2}
+    instance = start("t-counter", {"steps": 1})
+    for _ in range(3):
+        claim = store.claim(row(instance).pk, clock.now())
+        store.begin_attempt(claim.lease, ("do", "add 0", 1), steps_and_row(instance), 1, {"retries": {"limit": 9, "delay": 0, "backoff": "constant"}, "timeout": 600}, clock.now())
+        clock.advance(timedelta(seconds=60))
+    assert runtime.advance(row(instance).pk, renew_leases=False) == "errored"
+    error = instance.status()["error"]
+    assert error["name"] == "WorkflowInternalError" and "died 3 times in a row (in step 'add 0')" in error["message"]
+
+
+def steps_and_row(instance):
+    step = next(iter(steps_of(instance)), None)
+    if step is None:
+        return None
+    return store.StepRow(step.id, step.kind, step.name, step.occurrence, step.seq, step.status, attempts=step.attempts)

@@ -1,0 +1,231 @@
+"""Workflows the test suite runs, in-process and in real worker processes.
+
+Behaviour comes only from params and step results (the worker is another process); side
+effects go to the ledger so tests can count them.
+"""
+import asyncio
+import os
+import time
+
+from tests.testapp.ledger import count, record
+from workflows import NonRetryableError, Workflow, WorkflowTimeoutError
+
+
+class Memo(Workflow):
+    name = "t-memo"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+        record(iid, "replay")
+        a = await step.do("a", lambda: record(iid, "a") or {"x": 1})
+        n = await step.do("n", lambda: record(iid, "n"))
+        await step.sleep("nap", "1s")
+        return [a, n]
+
+
+class SyncMemo(Workflow):
+    """The same as t-memo, written with a plain ``def run``."""
+
+    name = "t-sync-memo"
+
+    def run(self, event, step):
+        iid = event.instance_id
+        a = step.do("a", lambda: record(iid, "a") or {"x": 1})
+        step.sleep("nap", 1)
+        b = step.do("b", lambda ctx: [ctx.step.name, ctx.step.count, ctx.attempt])
+        return [a, b]
+
+
+class Flaky(Workflow):
+    """Fails the first ``fail`` attempts of a step, with the retry config from params."""
+
+    name = "t-flaky"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+        p = event.payload
+
+        def attempt(ctx):
+            record(iid, "attempt", n=ctx.attempt)
+            if ctx.attempt <= p["fail"]:
+                raise ConnectionError(f"attempt {ctx.attempt} failed")
+            return ctx.attempt
+
+        return await step.do("call", attempt, retries=p.get("retries"))
+
+
+class CatchFailure(Workflow):
+    name = "t-catch"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+
+        def bad():
+            record(iid, "bad")
+            raise KeyError("missing")
+
+        def fatal():
+            record(iid, "fatal")
+            raise NonRetryableError("card declined")
+
+        caught = []
+        for label, fn in (("bad", bad), ("fatal", fatal)):
+            try:
+                await step.do(label, fn, retries={"limit": 2, "delay": 0})
+            except KeyError as exc:
+                caught.append(["KeyError", str(exc)])
+            except NonRetryableError as exc:
+                caught.append(["NonRetryableError", str(exc)])
+        await step.sleep("nap", 1)
+        return caught
+
+
+class Uncaught(Workflow):
+    name = "t-uncaught"
+
+    async def run(self, event, step):
+        def fatal():
+            raise NonRetryableError("no retry for you")
+
+        await step.do("fatal", fatal)
+
+
+class Waiter(Workflow):
+    name = "t-waiter"
+
+    async def run(self, event, step):
+        got = []
+        for i in range(event.payload.get("waits", 1)):
+            try:
+                received = await step.wait_for_event(f"wait {i}", type=event.payload.get("type", "go"), timeout=event.payload.get("timeout", "1h"))
+                got.append(received["payload"])
+            except WorkflowTimeoutError as exc:
+                got.append(f"timeout: {type(exc).__name__}")
+        return got
+
+
+class Parallel(Workflow):
+    """Fan-out with gather: each branch sleeps in a thread, so they overlap in time."""
+
+    name = "t-parallel"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+
+        def work(i):
+            def callback():
+                record(iid, "start", i=i)
+                time.sleep(event.payload.get("seconds", 0.3))
+                return i * i
+
+            return callback
+
+        return await asyncio.gather(*(step.do(f"part {i}", work(i)) for i in range(event.payload.get("n", 4))))
+
+
+class ParallelSleeps(Workflow):
+    name = "t-parallel-sleeps"
+
+    async def run(self, event, step):
+        async def branch(i, seconds):
+            await step.sleep(f"sleep {i}", seconds)
+            return await step.do(f"after {i}", lambda: i)
+
+        return await asyncio.gather(branch(1, 60), branch(2, 3600))
+
+
+class Bad(Workflow):
+    """Misuse of the step API, chosen by params."""
+
+    name = "t-bad"
+
+    async def run(self, event, step):
+        kind = event.payload["kind"]
+        if kind == "set":
+            return await step.do("set", lambda: {1, 2})
+        if kind == "huge":
+            return await step.do("huge", lambda: "x" * (2**20 + 1), retries={"limit": 1, "delay": 0})
+        if kind == "huge-output":
+            await step.do("small", lambda: 1)
+            return "x" * (2**20 + 1)
+        if kind == "config":
+            return await step.do("c", lambda: 1, retries={"limit": 1, "delay": 0, "jitter": True})
+        if kind == "name":
+            return await step.do("x" * 257, lambda: 1)
+        if kind == "event-type":
+            return await step.wait_for_event("w", type="a.b")
+        if kind == "limit":
+            for i in range(5):
+                await step.do("s", lambda i=i: i)
+        if kind == "caught-set":
+            try:
+                await step.do("set", lambda: {1, 2})
+            except Exception:
+                pass
+            return "carried on"
+        return None
+
+
+class Timeouts(Workflow):
+    name = "t-timeout"
+
+    async def run(self, event, step):
+        async def slow():
+            await asyncio.sleep(5)
+
+        try:
+            await step.do("slow", slow, timeout=0.2, retries={"limit": 1, "delay": 0})
+        except WorkflowTimeoutError as exc:
+            return str(exc)
+
+
+class Counter(Workflow):
+    """Many sequential steps; used for races between workers."""
+
+    name = "t-counter"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+        total = 0
+        for i in range(event.payload.get("steps", 5)):
+            def add(i=i):
+                record(iid, f"step-{i}")
+                return i
+
+            total += await step.do(f"add {i}", add)
+        return total
+
+
+class Crashy(Workflow):
+    """The first attempt of "slow" blocks until the test kills the worker."""
+
+    name = "t-crashy"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+        await step.do("before", lambda: record(iid, "before"))
+
+        def slow(ctx):
+            record(iid, "slow", attempt=ctx.attempt, pid=os.getpid())
+            if ctx.attempt == 1:
+                time.sleep(120)
+            return ctx.attempt
+
+        attempts = await step.do("slow", slow, retries={"limit": 3, "delay": 0})
+        await step.do("after", lambda: record(iid, "after"))
+        return attempts
+
+
+class AlwaysCrash(Workflow):
+    """Kills its own worker process on every attempt: a crash loop."""
+
+    name = "t-always-crash"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+
+        def die():
+            record(iid, "die", n=count(iid, "die"))
+            os._exit(1)
+
+        await step.do("die", die, retries={"limit": 100, "delay": 0})
