@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "workflows",
+    "examples",
 ]
 
 MIDDLEWARE = [
@@ -168,4 +169,5 @@ Q_CLUSTER = {
     "save_limit": -1,
     "catch_up": False,
     "label": "Task queue",
+    "log_level": os.getenv("Q_LOG_LEVEL", "WARNING"),
 }

@@ -29,6 +29,8 @@ DEFAULTS = {
     # A worker hands an instance back to the queue after running it this long, at the
     # next step boundary, so one busy instance cannot hold a worker forever.
     "RUN_SLICE_SECONDS": 300,
+    # How long a stopping worker waits for running steps before killing its processes.
+    "SHUTDOWN_GRACE_SECONDS": 30,
     # Finished instances are kept this long (decision 8).
     "RETENTION_DAYS": 30,
     # Send kicks to django-q2. Off only for tests that run instances in-process.

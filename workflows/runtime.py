@@ -58,9 +58,10 @@ from workflows.values import decode, encode_limited, freeze
 
 log = logging.getLogger("workflows.engine")
 
-# Set by `manage.py workflows worker` before it forks the worker processes; when set, a
-# worker hands its instance back at the next step boundary (graceful shutdown).
-DRAIN_EVENT = None
+# A shared byte set up by `manage.py workflows worker` before it forks the worker processes;
+# when it is 1, a worker hands its instance back at the next step boundary (graceful
+# shutdown). Lock-free on purpose: a child killed while holding a lock would deadlock stop.
+DRAIN_FLAG = None
 
 # Plain-function step callbacks and def-style run() methods run here, so they can use the
 # ORM and so several steps of one instance can run at once (fan-out with gather).
@@ -408,7 +409,7 @@ class Runner:
         """Called before anything new is written: refuse once this pass is ending."""
         if self.stop_reason is not None:
             raise Suspend(self.stop_reason)
-        if DRAIN_EVENT is not None and DRAIN_EVENT.is_set():
+        if DRAIN_FLAG is not None and DRAIN_FLAG.value:
             self._stop("handback")
         if time.monotonic() - self.started > conf.get("RUN_SLICE_SECONDS"):
             self._stop("handback")

@@ -7,18 +7,23 @@
 
 SIGTERM or SIGINT stops it cleanly: the dispatcher stops, every worker hands its instance
 back at the next step boundary (a step already running finishes first), then the cluster
-stops. Run as many of these as you like, on as many machines, against one database.
+stops. Stopping is bounded by WORKFLOWS["SHUTDOWN_GRACE_SECONDS"]; what is still running
+then is killed, and its instances are recovered by other workers once their leases expire.
+Run as many of these as you like, on as many machines, against one database.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import threading
+import time
 
 from django.db import connections
 
-from workflows import runtime
+from workflows import conf, runtime
 from workflows.dispatch import run_dispatcher
 
 log = logging.getLogger("workflows.worker")
@@ -33,7 +38,7 @@ def run_worker(workers: int | None = None) -> None:
         Conf.WORKERS = workers
         Conf.QUEUE_LIMIT = workers
     # Created before the cluster forks, so every worker process inherits it.
-    runtime.DRAIN_EVENT = multiprocessing.get_context("fork").Event()
+    runtime.DRAIN_FLAG = multiprocessing.get_context("fork").RawValue("b", 0)
     stop = threading.Event()
     connections.close_all()  # never share a connection with forked children
     cluster = Cluster(get_broker())
@@ -50,7 +55,44 @@ def run_worker(workers: int | None = None) -> None:
     try:
         run_dispatcher(stop)
     finally:
-        runtime.DRAIN_EVENT.set()
-        cluster.stop()
+        shut_down(cluster, conf.get("SHUTDOWN_GRACE_SECONDS"))
         connections.close_all()
         log.info("worker: stopped")
+
+
+def shut_down(cluster, grace: float) -> None:
+    """Drain and stop the cluster within ``grace`` seconds, whatever state its processes are in."""
+    runtime.DRAIN_FLAG.value = 1
+    # A SIGTERM sent to the whole process group (systemd, Ctrl-C) reaches the children too;
+    # give them a moment, and do not wait on a sentinel that is already gone.
+    time.sleep(0.2)
+    if cluster.sentinel is not None and cluster.sentinel.is_alive():
+        stopper = threading.Thread(target=cluster.stop, name="cluster-stop", daemon=True)
+        stopper.start()
+        stopper.join(grace)
+        if stopper.is_alive():
+            log.warning("worker: cluster did not stop within %s s; killing its processes", grace)
+    kill_descendants()
+
+
+def kill_descendants() -> None:
+    """SIGKILL every process below this one (Linux /proc); their leases expire and others take over."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    pending, found = [os.getpid()], []
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for _ in found:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(-1, os.WNOHANG)

@@ -11,6 +11,8 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="command", required=True, metavar="command")
         worker = sub.add_parser("worker", help="run django-q2 workers plus the dispatcher (timers, recovery)")
         worker.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKFLOWS['WORKERS'])")
+        demo = sub.add_parser("demo", help="the demo: a worker plus the web server, with a printed login")
+        demo.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args, command=None, **options):
         if command == "worker":
@@ -20,5 +22,10 @@ class Command(BaseCommand):
             if workers is not None and workers < 1:
                 raise CommandError(f"--workers must be at least 1, got {workers}")
             run_worker(workers)
+            return
+        if command == "demo":
+            from workflows.demo import run_demo
+
+            run_demo(self.stdout, options["port"])
             return
         raise CommandError(f"unknown command {command!r}")

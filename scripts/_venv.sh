@@ -1,0 +1,17 @@
+# Sourced by the scripts: make ./.venv with the project installed (again when pyproject.toml changes).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+STAMP=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$STAMP" ]; then
+    echo "==> installing the project and its dependencies into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+    rm -f .venv/.installed-*
+    touch "$STAMP"
+fi

@@ -1,0 +1,43 @@
+"""A read-only view of the engine's tables in the Django admin (operators change state through the API)."""
+from django.contrib import admin
+
+from workflows.models import Attempt, Event, Instance, Step
+
+
+class ReadOnly:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class StepInline(ReadOnly, admin.TabularInline):
+    model = Step
+    fields = ("seq", "kind", "name", "occurrence", "status", "attempts", "wake_at", "started_at", "ended_at", "result", "error")
+    ordering = ("seq",)
+    extra = 0
+
+
+class EventInline(ReadOnly, admin.TabularInline):
+    model = Event
+    fields = ("type", "payload", "created_at", "consumed_at")
+    extra = 0
+
+
+@admin.register(Instance)
+class InstanceAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("instance_id", "workflow_name", "status", "created_at", "updated_at")
+    list_filter = ("workflow_name", "status")
+    search_fields = ("instance_id",)
+    date_hierarchy = "created_at"
+    inlines = [StepInline, EventInline]
+
+
+@admin.register(Attempt)
+class AttemptAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("step", "number", "success", "started_at", "ended_at", "retry_delay")
+    list_filter = ("success",)
