@@ -113,3 +113,11 @@ def test_sigterm_stops_a_worker_cleanly_and_its_instance_continues_elsewhere(wor
     second = workers()
     again = get_workflow("t-counter").create(id=uid(), params={"steps": 2})
     wait_for(status_is(again, "complete"), 30, "a new worker to take over", [second])
+
+
+def test_a_step_longer_than_the_lease_is_kept_by_its_worker_and_runs_once(workers, uid):
+    racers = [workers(lease_seconds=1), workers(lease_seconds=1)]
+    instance = get_workflow("t-long-step").create(id=uid(), params={"seconds": 4})
+    wait_for(status_is(instance, "complete"), 40, "the long step", racers)
+    assert count(instance.id, "long") == 1, "another worker took over a live lease"
+    assert Attempt.objects.filter(step__instance__instance_id=instance.id).count() == 1

@@ -24,7 +24,7 @@ from workflows.errors import (
 from workflows.models import TERMINAL, Attempt, Event, Instance, Status, Step, StepKind, StepStatus
 from workflows.runtime import public_error
 from workflows.validation import check_event_type, check_instance_id
-from workflows.values import decode, encode_limited
+from workflows.values import decode, encode_limited, register_type
 
 MAX_BATCH = 100
 
@@ -139,10 +139,20 @@ class WorkflowHandle:
 class InstanceHandle:
     """One instance: its status, and the operations an operator or another service may perform."""
 
-    def __init__(self, workflow_name: str, instance_id: str, pk: int):
+    def __init__(self, workflow_name: str, instance_id: str, pk: int | None = None):
         self.workflow_name = workflow_name
         self.id = instance_id
-        self._pk = pk
+        self._known_pk = pk
+
+    @property
+    def _pk(self) -> int:
+        if self._known_pk is None:
+            self._known_pk = (
+                Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.id).values_list("pk", flat=True).first()
+            )
+            if self._known_pk is None:
+                raise InstanceNotFound(f"instance {self.id!r} of workflow {self.workflow_name!r} no longer exists")
+        return self._known_pk
 
     def __repr__(self):
         return f"<InstanceHandle {self.workflow_name}/{self.id}>"
@@ -285,3 +295,13 @@ class InstanceHandle:
                 kick(self._pk)
 
 
+
+
+# A step may return the handle of an instance it created (the parent-child pattern); it is
+# stored as the workflow name and id and comes back as a handle on replay.
+register_type(
+    InstanceHandle,
+    "instance",
+    lambda handle: f"{handle.workflow_name}/{handle.id}",
+    lambda text: InstanceHandle(*text.split("/", 1)),
+)

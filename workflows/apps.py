@@ -8,5 +8,7 @@ class WorkflowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        import workflows.api  # noqa: F401  (registers InstanceHandle as a storable value)
+
         # Like admin.py: every installed app's workflows.py registers its Workflow classes.
         autodiscover_modules("workflows")

@@ -19,6 +19,8 @@ class Workflow:
     """
 
     name: str = ""
+    # How long finished instances are kept (a duration); None means WORKFLOWS["RETENTION_DAYS"].
+    retention = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

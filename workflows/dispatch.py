@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from django.db import close_old_connections, connection, transaction
@@ -64,14 +65,26 @@ def seconds_until_next_due(maximum: float) -> float:
     return max(0.0, min(maximum, (earliest - clock.now()).total_seconds()))
 
 
+PRUNE_EVERY_SECONDS = 60
+
+
 def run_dispatcher(stop: threading.Event) -> None:
-    """Kick due instances until ``stop`` is set; survives database outages by retrying."""
+    """Kick due instances until ``stop`` is set; survives database outages by retrying.
+
+    About once a minute it also prunes finished instances past their retention.
+    """
+    from workflows.retention import prune_finished
+
     poll = conf.get("POLL_SECONDS")
+    next_prune = time.monotonic() + 5
     while not stop.is_set():
         try:
             close_old_connections()
             while dispatch_due() and not stop.is_set():
                 pass
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                prune_finished()
             wait = seconds_until_next_due(poll)
         except Exception:
             log.exception("dispatcher: database error; retrying in 1 s")

@@ -58,7 +58,6 @@ class Instance(models.Model):
     paused_at = models.DateTimeField(null=True)
     events_version = models.BigIntegerField(default=0)
     worker_crashes = models.IntegerField(default=0)
-    step_seq = models.IntegerField(default=0)
 
     class Meta:
         db_table = "wf_instance"

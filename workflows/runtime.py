@@ -272,7 +272,8 @@ class SyncWorkflowStep:
 class Runner:
     """Replays one claimed instance until it finishes, parks, or is handed back."""
 
-    def __init__(self, claim: store.Claim, bridge: DatabaseBridge):
+    def __init__(self, claim: store.Claim, bridge: DatabaseBridge, *, inline_callbacks: bool = False):
+        self.inline_callbacks = inline_callbacks
         self.claim = claim
         self.lease = claim.lease
         self.instance = claim.instance
@@ -560,8 +561,12 @@ class Runner:
             async with asyncio.timeout(timeout) as deadline:
                 if inspect.iscoroutinefunction(fn):
                     return await fn(*args)
-                loop = asyncio.get_running_loop()
-                value = await loop.run_in_executor(_callback_pool, _call_in_thread, fn, args)
+                if self.inline_callbacks:
+                    # In-process runs (tests): on the connection's own thread, inside its transaction.
+                    value = await self.db(fn, *args)
+                else:
+                    loop = asyncio.get_running_loop()
+                    value = await loop.run_in_executor(_callback_pool, _call_in_thread, fn, args)
                 if inspect.isawaitable(value):
                     value = await value
                 return value
@@ -704,8 +709,12 @@ class _Heartbeat:
 heartbeat = _Heartbeat()
 
 
-def advance(pk: int, *, renew_leases: bool = True) -> str:
+def advance(pk: int, *, renew_leases: bool = True, inline_callbacks: bool = False) -> str:
     """Claim instance ``pk`` and run it as far as it can go now. Safe to call for any pk, any time.
+
+    ``inline_callbacks`` runs plain-function step callbacks on the calling thread, so they
+    share its database connection and transaction (in-process test runs); steps then run
+    one at a time, and a timed-out callback is waited for before its result is discarded.
 
     Returns what happened: "not claimed" (nothing to do, or another worker has it),
     "complete", "errored", "parked", "paused", "handed back" or "abandoned".
@@ -720,7 +729,7 @@ def advance(pk: int, *, renew_leases: bool = True) -> str:
         log.error("%s/%s: errored after %d worker crashes", claim.instance.workflow_name, claim.instance.instance_id, crashes)
         return "errored"
     bridge = DatabaseBridge()
-    runner = Runner(claim, bridge)
+    runner = Runner(claim, bridge, inline_callbacks=inline_callbacks)
     if renew_leases:
         heartbeat.track(claim.lease)
     try:

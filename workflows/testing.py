@@ -3,7 +3,7 @@
     create instances ...; run_until_idle(); clock.advance(timedelta(days=7)); run_until_idle()
 
 No worker, no real waiting: each call advances every instance that has work now, until none
-has. Set ``WORKFLOWS["ENQUEUE"] = False`` in test settings so nothing is sent to django-q2.
+has. Step callbacks run on this thread, inside the test's transaction, one at a time. Set ``WORKFLOWS["ENQUEUE"] = False`` in test settings so nothing is sent to django-q2.
 """
 from __future__ import annotations
 
@@ -19,6 +19,6 @@ def run_until_idle(max_rounds: int = 1000) -> int:
         if not pks:
             return advanced
         for pk in pks:
-            runtime.advance(pk, renew_leases=False)
+            runtime.advance(pk, renew_leases=False, inline_callbacks=True)
             advanced += 1
     raise RuntimeError(f"instances still had work after {max_rounds} rounds; is a workflow looping?")

@@ -21,6 +21,16 @@ from workflows.errors import NotSerialisable, ValueTooLarge
 TAG = "$wf"
 MAX_DEPTH = 200
 
+# Extra storable types: class -> (tag, to_text, from_text). The engine registers
+# InstanceHandle, so a step can return the child instance it created.
+_EXTRA_TYPES: dict[type, tuple] = {}
+_EXTRA_TAGS: dict[str, object] = {}
+
+
+def register_type(cls: type, tag: str, to_text, from_text) -> None:
+    _EXTRA_TYPES[cls] = (tag, to_text)
+    _EXTRA_TAGS[tag] = from_text
+
 
 def encode(value, *, what: str = "value") -> str:
     """The stored (JSON text) form of ``value``; raises NotSerialisable naming what failed."""
@@ -87,6 +97,9 @@ def _to_json(value, depth: int, stack: set):
         return {TAG: "decimal", "v": str(value)}
     if isinstance(value, uuid.UUID):
         return {TAG: "uuid", "v": str(value)}
+    extra = _EXTRA_TYPES.get(type(value))
+    if extra is not None:
+        return {TAG: extra[0], "v": extra[1](value)}
     raise NotSerialisable(
         f"a {type(value).__name__} cannot be stored; use JSON types, bytes, datetime, date, Decimal or UUID"
     )
@@ -113,6 +126,8 @@ def _from_json(node):
                 return tuple(_from_json(item) for item in node["v"])
             if tag in _DECODERS:
                 return _DECODERS[tag](node["v"])
+            if tag in _EXTRA_TAGS:
+                return _EXTRA_TAGS[tag](node["v"])
         return {key: _from_json(item) for key, item in node.items()}
     return node
 

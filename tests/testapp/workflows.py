@@ -116,6 +116,7 @@ class Parallel(Workflow):
             def callback():
                 record(iid, "start", i=i)
                 time.sleep(event.payload.get("seconds", 0.3))
+                record(iid, "end", i=i)
                 return i * i
 
             return callback
@@ -229,3 +230,43 @@ class AlwaysCrash(Workflow):
             os._exit(1)
 
         await step.do("die", die, retries={"limit": 100, "delay": 0})
+
+
+class Parent(Workflow):
+    """The seed's parent-child pattern: the child handle is a step result."""
+
+    name = "t-parent"
+
+    async def run(self, event, step):
+        from workflows import get_workflow
+
+        child = await step.do(
+            "start child",
+            lambda: get_workflow("t-counter").create(id=f"child-{event.instance_id}", params={"steps": 2}),
+        )
+        await step.sleep("let it run", 1)
+        return await step.do("child status", lambda: [child.id, child.status()["status"]])
+
+
+class ShortLived(Workflow):
+    name = "t-short-lived"
+    retention = "1 hour"
+
+    async def run(self, event, step):
+        return await step.do("one", lambda: 1)
+
+
+class LongStep(Workflow):
+    """One step that outlives several lease periods; the heartbeat must keep it."""
+
+    name = "t-long-step"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+
+        def long():
+            record(iid, "long")
+            time.sleep(event.payload.get("seconds", 4))
+            return "done"
+
+        return await step.do("long", long)
