@@ -149,6 +149,7 @@ LOGGING = {
 WORKFLOWS = {
     "WORKERS": envint("WORKFLOWS_WORKERS", "2"),
     "LEASE_SECONDS": float(os.getenv("WORKFLOWS_LEASE_SECONDS", "20")),
+    "TEST_OVERRIDES": envbool("WORKFLOWS_TEST_OVERRIDES", "false"),
 }
 
 # django-q2 is the executor: its workers run "advance this instance" tasks. Our own tables

@@ -9,63 +9,61 @@ import time
 import pytest
 
 from tests.testapp.ledger import count, read
-from tests.workers import WorkerProcess, wait_for
 from workflows import get_workflow
 from workflows.models import Attempt
+from workflows.testing import WorkerRunner
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def enqueue(settings):
+def runner(tmp_path, settings):
     settings.WORKFLOWS = {**settings.WORKFLOWS, "ENQUEUE": True}
+    runner = WorkerRunner(tmp_path)
+    yield runner
+    runner.stop()
 
 
 @pytest.fixture
-def workers(tmp_path, enqueue):
-    started = []
+def workers(runner):
+    return runner.start
 
-    def start(**kwargs):
-        worker = WorkerProcess(tmp_path, f"worker-{len(started) + 1}", **kwargs).start()
-        started.append(worker)
-        return worker
 
-    yield start
-    for worker in started:
-        worker.stop()
+def wait_for(predicate, timeout, what, runner):
+    return runner.wait(predicate, what, timeout)
 
 
 def status_is(instance, wanted):
     return lambda: instance.status()["status"] == wanted
 
 
-def test_a_worker_runs_an_instance_through_a_sleep_without_rerunning_finished_steps(workers, uid):
-    worker = workers()
+def test_a_worker_runs_an_instance_through_a_sleep_without_rerunning_finished_steps(workers, runner, uid):
+    workers()
     instance = get_workflow("t-memo").create(id=uid())
-    wait_for(status_is(instance, "waiting"), 30, "the sleep", [worker])
-    wait_for(status_is(instance, "complete"), 30, "completion", [worker])
+    wait_for(status_is(instance, "waiting"), 30, "the sleep", runner)
+    wait_for(status_is(instance, "complete"), 30, "completion", runner)
     assert instance.status()["output"] == [{"x": 1}, None]
     assert (count(instance.id, "a"), count(instance.id, "n"), count(instance.id, "replay")) == (1, 1, 2)
     slept = read(instance.id, "replay")[1]["t"] - read(instance.id, "a")[0]["t"]
     assert 1 - 0.05 <= slept < 10, f"woke {slept:.2f}s after the step before the 1 s sleep"
 
 
-def test_send_event_wakes_a_waiting_instance(workers, uid):
-    worker = workers()
+def test_send_event_wakes_a_waiting_instance(workers, runner, uid):
+    workers()
     instance = get_workflow("t-waiter").create(id=uid(), params={"timeout": "1h"})
-    wait_for(status_is(instance, "waiting"), 30, "the wait", [worker])
+    wait_for(status_is(instance, "waiting"), 30, "the wait", runner)
     instance.send_event("go", {"approved": True})
-    wait_for(status_is(instance, "complete"), 10, "the event to wake the instance", [worker])
+    wait_for(status_is(instance, "complete"), 10, "the event to wake the instance", runner)
     assert instance.status()["output"] == [{"approved": True}]
 
 
-def test_a_worker_killed_mid_step_loses_nothing_and_reruns_only_the_interrupted_step(workers, uid):
+def test_a_worker_killed_mid_step_loses_nothing_and_reruns_only_the_interrupted_step(workers, runner, uid):
     first = workers()
     instance = get_workflow("t-crashy").create(id=uid())
-    wait_for(lambda: count(instance.id, "slow") == 1, 30, "the slow step to start", [first])
-    first.kill9()
-    second = workers()
-    wait_for(status_is(instance, "complete"), 60, "recovery by another worker", [first, second])
+    wait_for(lambda: count(instance.id, "slow") == 1, 30, "the slow step to start", runner)
+    runner.kill(first)
+    workers()
+    wait_for(status_is(instance, "complete"), 60, "recovery by another worker", runner)
     assert instance.status()["output"] == 2
     assert count(instance.id, "before") == 1, "a finished step ran again"
     assert [e["attempt"] for e in read(instance.id, "slow")] == [1, 2]
@@ -74,8 +72,9 @@ def test_a_worker_killed_mid_step_loses_nothing_and_reruns_only_the_interrupted_
     assert attempts[0].error["name"] == "WorkflowInternalError" and attempts[1].success
 
 
-def test_two_workers_racing_for_the_same_instances_never_run_a_step_twice(workers, uid):
-    racers = [workers(), workers()]
+def test_two_workers_racing_for_the_same_instances_never_run_a_step_twice(workers, runner, uid):
+    workers()
+    workers()  # a second cluster competing for the same instances
     handles = get_workflow("t-counter").create_batch([{"id": uid("race"), "params": {"steps": 6}} for _ in range(40)])
     # Extra kicks for every instance: both clusters now compete for each one.
     from workflows.dispatch import kick
@@ -84,7 +83,7 @@ def test_two_workers_racing_for_the_same_instances_never_run_a_step_twice(worker
     for pk in Instance.objects.filter(instance_id__in=[h.id for h in handles]).values_list("pk", flat=True):
         kick(pk)
         kick(pk)
-    wait_for(lambda: all(h.status()["status"] == "complete" for h in handles), 90, "all 40 instances", racers)
+    wait_for(lambda: all(h.status()["status"] == "complete" for h in handles), 90, "all 40 instances", runner)
     for handle in handles:
         assert handle.status()["output"] == 15
         assert [count(handle.id, f"step-{i}") for i in range(6)] == [1] * 6, handle.id
@@ -92,32 +91,33 @@ def test_two_workers_racing_for_the_same_instances_never_run_a_step_twice(worker
     assert len(pids) >= 2, "the work should have been spread over several processes"
 
 
-def test_a_crash_loop_errors_the_instance_instead_of_crashing_workers_forever(workers, uid):
-    worker = workers(lease_seconds=1)
+def test_a_crash_loop_errors_the_instance_instead_of_crashing_workers_forever(workers, runner, uid):
+    workers(lease_seconds=1)
     instance = get_workflow("t-always-crash").create(id=uid())
-    wait_for(status_is(instance, "errored"), 90, "the crash loop to be cut off", [worker])
+    wait_for(status_is(instance, "errored"), 90, "the crash loop to be cut off", runner)
     error = instance.status()["error"]
     assert error["name"] == "WorkflowInternalError"
     assert "died 6 times in a row (in step 'die')" in error["message"]
     assert count(instance.id, "die") == 6
 
 
-def test_sigterm_stops_a_worker_cleanly_and_its_instance_continues_elsewhere(workers, uid):
+def test_sigterm_stops_a_worker_cleanly_and_its_instance_continues_elsewhere(workers, runner, uid):
     first = workers()
     instance = get_workflow("t-counter").create(id=uid(), params={"steps": 3})
-    wait_for(status_is(instance, "complete"), 30, "completion", [first])
+    wait_for(status_is(instance, "complete"), 30, "completion", runner)
     started = time.monotonic()
-    first.proc.send_signal(signal.SIGTERM)
-    assert first.proc.wait(20) == 0
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(20) == 0
     assert time.monotonic() - started < 20
-    second = workers()
+    workers()
     again = get_workflow("t-counter").create(id=uid(), params={"steps": 2})
-    wait_for(status_is(again, "complete"), 30, "a new worker to take over", [second])
+    wait_for(status_is(again, "complete"), 30, "a new worker to take over", runner)
 
 
-def test_a_step_longer_than_the_lease_is_kept_by_its_worker_and_runs_once(workers, uid):
-    racers = [workers(lease_seconds=1), workers(lease_seconds=1)]
+def test_a_step_longer_than_the_lease_is_kept_by_its_worker_and_runs_once(workers, runner, uid):
+    workers(lease_seconds=1)
+    workers(lease_seconds=1)
     instance = get_workflow("t-long-step").create(id=uid(), params={"seconds": 4})
-    wait_for(status_is(instance, "complete"), 40, "the long step", racers)
+    wait_for(status_is(instance, "complete"), 40, "the long step", runner)
     assert count(instance.id, "long") == 1, "another worker took over a live lease"
     assert Attempt.objects.filter(step__instance__instance_id=instance.id).count() == 1

@@ -35,6 +35,9 @@ DEFAULTS = {
     "RETENTION_DAYS": 30,
     # Send kicks to django-q2. Off only for tests that run instances in-process.
     "ENQUEUE": True,
+    # Apply workflows.testing modifications (mocked steps, skipped sleeps) in this process.
+    # Set in the settings of worker processes that tests start; off in production.
+    "TEST_OVERRIDES": False,
     # django-q2 worker processes started by `manage.py workflows worker`.
     "WORKERS": 2,
 }

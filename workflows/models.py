@@ -149,3 +149,23 @@ class Event(models.Model):
     class Meta:
         db_table = "wf_event"
         indexes = [models.Index(fields=["instance", "type", "consumed_at", "id"], name="wf_event_fifo")]
+
+
+class TestOverride(models.Model):
+    """Modifications a test asked for (``workflows.testing``): mocked steps, skipped sleeps...
+
+    Kept in the database so a real worker process sees them too. ``instance_id`` NULL
+    applies to every instance of the workflow created while the row exists. Consulted only
+    when WORKFLOWS["TEST_OVERRIDES"] is on or a test session is active in this process.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    workflow_name = models.CharField(max_length=64)
+    instance_id = models.CharField(max_length=100, null=True)
+    spec = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "wf_test_override"
+        indexes = [models.Index(fields=["workflow_name", "instance_id"], name="wf_test_override_key")]

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 
 from django.db import close_old_connections
 
-from workflows import clock, conf, store
+from workflows import clock, conf, overrides, store
 from workflows.bridge import DatabaseBridge
 from workflows.definition import lookup
 from workflows.durations import MAX_SLEEP_SECONDS, parse_bounded, parse_duration
@@ -282,6 +282,7 @@ class Runner:
         self.db = bridge.call
         self.started = time.monotonic()
         self.workflow_cls = lookup(self.instance.workflow_name)
+        self.overrides = overrides.load(self.instance.workflow_name, self.instance.instance_id)
 
     @property
     def label(self) -> str:
@@ -514,7 +515,7 @@ class Runner:
             self.steps[key] = row
             ctx = StepContext(name, occurrence, row.attempts, storable_config(config))
             try:
-                value = await self._invoke(fn, ctx, config["timeout"])
+                value = await self._attempt(fn, ctx, config["timeout"])
                 text = encode_limited(value, what=f'Value returned from step "{name}"', limit=conf.get("MAX_VALUE_BYTES"))
             except (Suspend, Abandon):
                 raise
@@ -549,6 +550,19 @@ class Runner:
             await self._park()
         finally:
             self._enter()
+
+    async def _attempt(self, fn, ctx, timeout):
+        """One attempt: the callback, or what a test's modifications put in its place."""
+        name, index, attempt = ctx.step.name, ctx.step.count, ctx.attempt
+        if self.overrides.forced_timeout(name, index, attempt):
+            raise _AttemptTimedOut()
+        mocked_error = self.overrides.mocked_error(name, index, attempt)
+        if mocked_error is not None:
+            raise rebuild_error(mocked_error)
+        mocked, value = self.overrides.mocked_result(name, index)
+        if mocked:
+            return value
+        return await self._invoke(fn, ctx, timeout)
 
     async def _invoke(self, fn, ctx, timeout):
         """Call the step's callback with ``ctx`` if it takes an argument, under the attempt timeout.
@@ -607,6 +621,8 @@ class Runner:
 
     async def _retry_delay(self, key, row, config, exc) -> float:
         kind, name, occurrence = key
+        if self.overrides.retry_delay_disabled(name, occurrence):
+            return 0.0
         retries = config["retries"]
         base = retries["delay"]
         if callable(base):
@@ -629,14 +645,15 @@ class Runner:
         key = self._next_key(StepKind.SLEEP, name)
         row = self.steps.get(key)
         now = clock.now()
+        skip = self.overrides.sleep_disabled(name, key[2])
         if row is not None:
             if row.status == StepStatus.SUCCEEDED:
                 return None
-            if row.wake_at <= now:
+            if row.wake_at <= now or skip:
                 await self._store(store.end_sleep, self.lease, row, now)
                 return None
             await self._park()
-        wake_at = wake_for(now)
+        wake_at = now if skip else wake_for(now)
         self._may_start_new_work()
         row = await self._store(store.begin_sleep, self.lease, key, self._new_seq(), wake_at, now)
         self.steps[key] = row
@@ -657,12 +674,17 @@ class Runner:
         now = clock.now()
         if row is None:
             self._may_start_new_work()
+        forced_timeout = self.overrides.event_timeout_forced(name, key[2])
         deadline = row.wake_at if row is not None else now + timedelta(seconds=timeout_seconds)
+        if forced_timeout:
+            deadline = now
         timeout_error = error_record(WorkflowTimeoutError(
             f"Execution timed out after {int(timeout_seconds * 1000)}ms waiting for an event of type {event_type!r} (step \"{name}\")"
         ))
         seq = row.seq if row is not None else self._new_seq()
-        row = await self._store(store.receive_event, self.lease, key, row, seq, event_type, deadline, timeout_error, now)
+        row = await self._store(
+            store.receive_event, self.lease, key, row, seq, event_type, deadline, timeout_error, now, take_events=not forced_timeout
+        )
         self.steps[key] = row
         if row.status == StepStatus.SUCCEEDED:
             return decode(row.result)

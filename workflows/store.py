@@ -213,7 +213,10 @@ def end_sleep(lease: Lease, row: StepRow, now: datetime) -> None:
     row.status = StepStatus.SUCCEEDED
 
 
-def receive_event(lease: Lease, key, row: StepRow | None, seq: int, event_type: str, deadline: datetime, timeout_error: dict, now: datetime):
+def receive_event(
+    lease: Lease, key, row: StepRow | None, seq: int, event_type: str, deadline: datetime, timeout_error: dict,
+    now: datetime, *, take_events: bool = True,
+):
     """Give a wait_for_event its event, its timeout, or a place in the waiting list.
 
     Takes the oldest buffered event of the type that arrived no later than the deadline
@@ -223,7 +226,7 @@ def receive_event(lease: Lease, key, row: StepRow | None, seq: int, event_type: 
     kind, name, occurrence = key
     with transaction.atomic():
         _fence(lease, now)
-        event = (
+        event = take_events and (
             Event.objects.filter(instance_id=lease.pk, type=event_type, consumed_at__isnull=True, created_at__lte=deadline)
             .order_by("id")
             .first()
@@ -234,7 +237,7 @@ def receive_event(lease: Lease, key, row: StepRow | None, seq: int, event_type: 
                 status=StepStatus.WAITING, wake_at=deadline, event_type=event_type, started_at=now,
             )
             row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.WAITING, wake_at=deadline)
-        if event is not None:
+        if event:
             from workflows.values import decode
 
             received = {"type": event.type, "payload": decode(event.payload), "timestamp": event.created_at}

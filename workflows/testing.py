@@ -1,14 +1,53 @@
-"""Run instances inside the current process, with the engine's clock under the test's control.
+"""Test your workflows: the seed's introspection API in Python, plus in-process runs.
 
-    create instances ...; run_until_idle(); clock.advance(timedelta(days=7)); run_until_idle()
+    from workflows import get_workflow
+    from workflows.testing import introspect_workflow_instance
 
-No worker, no real waiting: each call advances every instance that has work now, until none
-has. Step callbacks run on this thread, inside the test's transaction, one at a time. Set ``WORKFLOWS["ENQUEUE"] = False`` in test settings so nothing is sent to django-q2.
+    def test_trial_expires(workflow_runner):
+        with introspect_workflow_instance(get_workflow("user-lifecycle"), "u1") as instance:
+            instance.modify(lambda m: (m.disable_sleeps(), m.mock_step_result({"name": "check conversion"}, False)))
+            get_workflow("user-lifecycle").create(id="u1", params={"email": "a@example.com"})
+            assert instance.wait_for_status("complete") == "complete"
+
+Two ways to run, one API:
+- In-process (``InProcessRunner``, the default and the ``workflow_runner`` fixture): no
+  worker and no real waiting. Waits advance every instance that has work now, and when
+  nothing can run they move the engine's clock to the next timer (a sleep, a retry delay, an
+  event deadline), so a 7-day sleep takes milliseconds even without ``disable_sleeps``.
+  Step callbacks run on the test's thread, inside its transaction.
+- Real workers (``WorkerRunner``): `manage.py workflows worker` processes against the test
+  database (needs ``transaction=True``); waits poll with a timeout.
+
+Modifications are stored in the database, so both runners see them; a session removes its
+own on exit, together with the instances it captured.
 """
 from __future__ import annotations
 
-from workflows import clock, runtime, store
-from workflows.models import Instance
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.db.models import Min
+
+from workflows import clock, overrides, runtime, store
+from workflows.errors import WorkflowError
+from workflows.models import TERMINAL, Instance, Status, Step, StepKind, StepStatus, TestOverride
+from workflows.runtime import error_record, rebuild_error
+from workflows.values import decode, encode
+
+PREFIX = "[WorkflowIntrospector]"
+
+
+class IntrospectionError(WorkflowError):
+    """Misuse of the testing API, or a wait whose target became unreachable."""
+
+
+# --------------------------------------------------------------------------- running
 
 
 def run_until_idle(max_rounds: int = 1000) -> int:
@@ -22,3 +61,458 @@ def run_until_idle(max_rounds: int = 1000) -> int:
             runtime.advance(pk, renew_leases=False, inline_callbacks=True)
             advanced += 1
     raise RuntimeError(f"instances still had work after {max_rounds} rounds; is a workflow looping?")
+
+
+class InProcessRunner:
+    """Runs instances in this process on the engine's clock, skipping time when nothing can run."""
+
+    def __init__(self, time_skipping: bool = True):
+        self.time_skipping = time_skipping
+
+    def run_until_idle(self) -> int:
+        return run_until_idle()
+
+    def advance(self, duration) -> None:
+        """Move the clock forward by a duration (seconds, timedelta or "7 days"), then run what is due."""
+        from workflows.durations import parse_duration
+
+        clock.advance(timedelta(seconds=parse_duration(duration)))
+        run_until_idle()
+
+    def wait(self, done, description: str, timeout: float | None = None):
+        """Run and skip time until ``done()`` returns something truthy; return it."""
+        for _ in range(10_000):
+            run_until_idle()
+            value = done()
+            if value:
+                return value
+            next_timer = Instance.objects.filter(status=Status.WAITING, wake_at__isnull=False).aggregate(m=Min("wake_at"))["m"]
+            if not self.time_skipping or next_timer is None:
+                raise IntrospectionError(f"{PREFIX} nothing left to run while waiting for {description}{_waiting_hint()}")
+            clock.advance(max(next_timer - clock.now(), timedelta(0)))
+        raise IntrospectionError(f"{PREFIX} gave up waiting for {description} after 10000 timer jumps")
+
+
+def _waiting_hint() -> str:
+    waits = list(Step.objects.filter(kind=StepKind.WAIT, status=StepStatus.WAITING).values_list("instance__instance_id", "event_type"))
+    if not waits:
+        return ""
+    listed = ", ".join(f"{iid} waits for {etype!r}" for iid, etype in waits[:5])
+    return f" ({listed}; send it with send_event or m.mock_event)"
+
+
+class WorkerRunner:
+    """Real `manage.py workflows worker` processes against the test database.
+
+    Use with ``@pytest.mark.django_db(transaction=True)``: workers are other processes and
+    only see committed data. ``start()`` launches one more worker; ``stop()`` all of them.
+    """
+
+    def __init__(self, log_dir: Path | str, *, lease_seconds: float = 2, processes: int = 2, settings_module: str | None = None):
+        self.log_dir = Path(log_dir)
+        self.lease_seconds = lease_seconds
+        self.processes = processes
+        self.settings_module = settings_module or os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings")
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *, lease_seconds: float | None = None) -> subprocess.Popen:
+        from django.conf import settings
+
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": self.settings_module,
+            "DATABASE_URL": database_url(),
+            "WORKFLOWS_ENQUEUE": "1",
+            "WORKFLOWS_TEST_OVERRIDES": "1",
+            "WORKFLOWS_LEASE_SECONDS": str(lease_seconds or self.lease_seconds),
+            "WORKFLOWS_WORKERS": str(self.processes),
+            "PYTHONUNBUFFERED": "1",
+        }
+        log_path = self.log_dir / f"worker-{len(self.procs) + 1}.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "manage.py", "workflows", "worker"], cwd=settings.BASE_DIR, env=env,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        proc.log_path = log_path
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, grace: float = 20) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """SIGKILL one worker's whole process tree, as a crash would."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def run_until_idle(self) -> int:
+        return 0
+
+    def wait(self, done, description: str, timeout: float | None = None):
+        deadline = time.monotonic() + (timeout or 30)
+        while time.monotonic() < deadline:
+            value = done()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise IntrospectionError(f"{PREFIX} timed out after {timeout or 30}s waiting for {description}{self.log_tails()}")
+
+    def log_tails(self) -> str:
+        return "".join(f"\n--- {p.log_path}\n" + _tail(p.log_path) for p in self.procs)
+
+
+def _tail(path, lines: int = 30) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def database_url() -> str:
+    """The URL of the database this process uses now (inside tests: the test database)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+_default_runner = InProcessRunner()
+
+
+# --------------------------------------------------------------------------- modifier
+
+
+def _selector(step) -> dict:
+    if isinstance(step, str):
+        step = {"name": step}
+    if not isinstance(step, dict) or not isinstance(step.get("name"), str) or set(step) - {"name", "index"}:
+        raise IntrospectionError(f"{PREFIX} a step selector is {{'name': str, 'index': int (1-based)}}, got {step!r}")
+    index = step.get("index", 1)
+    if isinstance(index, bool) or not isinstance(index, int) or index < 1:
+        raise IntrospectionError(f"{PREFIX} step index is 1-based (the occurrence of the name); got {index!r}")
+    return {"name": step["name"], "index": index}
+
+
+def _selectors(steps):
+    return True if steps is None else [_selector(s) for s in steps]
+
+
+class Modifier:
+    """What ``modify(fn)`` hands to ``fn``: each call changes how the instance will run."""
+
+    def __init__(self, introspector):
+        self._introspector = introspector
+
+    def _spec(self) -> dict:
+        return self._introspector._spec
+
+    def _save(self):
+        self._introspector._save()
+
+    def disable_sleeps(self, steps=None):
+        """All sleeps, or those selected (``[{"name", "index"}]``), complete at once (still recorded)."""
+        self._merge("disable_sleeps", _selectors(steps))
+
+    def disable_retry_delays(self, steps=None):
+        self._merge("disable_retry_delays", _selectors(steps))
+
+    def _merge(self, key, value):
+        spec = self._spec()
+        current = spec.get(key, [])
+        spec[key] = True if value is True or current is True else current + value
+        self._save()
+
+    def mock_step_result(self, step, value):
+        """The step's callback is not run; ``value`` becomes its result (with normal attempt records)."""
+        sel = _selector(step)
+        spec = self._spec()
+        if any(m["name"] == sel["name"] and m["index"] == sel["index"] for m in spec.get("step_results", [])):
+            raise IntrospectionError(f"{PREFIX} Trying to mock step '{sel['name']}' multiple times!")
+        spec.setdefault("step_results", []).append({**sel, "value": encode(value)})
+        self._save()
+
+    def mock_step_error(self, step, error: BaseException, times: int | None = None):
+        """Attempts raise ``error``: every attempt, or the first ``times`` (then the real callback or mock)."""
+        sel = self._check_not_mocked(step, "mock error on")
+        if not isinstance(error, BaseException):
+            raise IntrospectionError(f"{PREFIX} mock_step_error needs an exception instance, got {error!r}")
+        self._spec().setdefault("step_errors", []).append({**sel, "error": error_record(error), "times": _times(times)})
+        self._save()
+
+    def force_step_timeout(self, step, times: int | None = None):
+        """Attempts time out at once (WorkflowTimeoutError): every attempt, or the first ``times``."""
+        sel = self._check_not_mocked(step, "force timeout on")
+        self._spec().setdefault("step_timeouts", []).append({**sel, "times": _times(times)})
+        self._save()
+
+    def _check_not_mocked(self, step, what):
+        sel = _selector(step)
+        if any(m["name"] == sel["name"] and m["index"] == sel["index"] for m in self._spec().get("step_results", [])):
+            raise IntrospectionError(f"{PREFIX} Trying to {what} step '{sel['name']}' after mocking its result!")
+        return sel
+
+    def mock_event(self, event: dict):
+        """Deliver ``{"type", "payload"}`` as if sent with send_event (buffered until a wait takes it)."""
+        if not isinstance(event, dict) or "type" not in event or set(event) - {"type", "payload"}:
+            raise IntrospectionError(f"{PREFIX} mock_event takes {{'type': str, 'payload': ...}}, got {event!r}")
+        self._introspector._mock_event(event["type"], event.get("payload"))
+
+    def force_event_timeout(self, step):
+        """That wait_for_event times out at once with WorkflowTimeoutError."""
+        self._spec().setdefault("event_timeouts", []).append(_selector(step))
+        self._save()
+
+
+def _times(times):
+    if times is None:
+        return None
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        raise IntrospectionError(f"{PREFIX} times must be a positive integer or None, got {times!r}")
+    return times
+
+
+# --------------------------------------------------------------------------- introspectors
+
+
+class InstanceIntrospector:
+    """One instance, set up before (or after) it is created: modify it, wait for it, read it."""
+
+    def __init__(self, workflow_name: str, instance_id: str, runner=None, override: TestOverride | None = None):
+        self.workflow_name = workflow_name
+        self.instance_id = instance_id
+        self.runner = runner or _default_runner
+        self._override = override
+        self._spec = dict(override.spec) if override else {}
+        self._pending_events: list[tuple[str, object]] = []
+        _activate()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.dispose()
+
+    def __repr__(self):
+        return f"<InstanceIntrospector {self.workflow_name}/{self.instance_id}>"
+
+    # ---- modifications
+
+    def modify(self, fn):
+        fn(Modifier(self))
+        return self
+
+    def _save(self):
+        if self._override is None:
+            self._override = TestOverride.objects.create(
+                workflow_name=self.workflow_name, instance_id=self.instance_id, spec=self._spec, created_at=clock.now()
+            )
+        else:
+            self._override.spec = self._spec
+            self._override.save(update_fields=["spec"])
+
+    def _mock_event(self, event_type, payload):
+        handle = self._handle(required=False)
+        if handle is None:
+            self._pending_events.append((event_type, payload))
+        else:
+            handle.send_event(event_type, payload)
+
+    def _deliver_pending_events(self):
+        handle = self._handle(required=False)
+        if handle is not None:
+            while self._pending_events:
+                handle.send_event(*self._pending_events.pop(0))
+
+    # ---- reading
+
+    def _handle(self, required=True):
+        from workflows.api import InstanceHandle
+
+        exists = Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.instance_id).exists()
+        if not exists:
+            if required:
+                raise IntrospectionError(f"{PREFIX} instance {self.instance_id!r} of {self.workflow_name!r} has not been created")
+            return None
+        return InstanceHandle(self.workflow_name, self.instance_id)
+
+    def status(self) -> str:
+        self._deliver_pending_events()
+        handle = self._handle(required=False)
+        return handle.status()["status"] if handle else "unknown"
+
+    def _step(self, name, index, kind=StepKind.DO):
+        return Step.objects.filter(
+            instance__workflow_name=self.workflow_name, instance__instance_id=self.instance_id,
+            kind=kind, name=name, occurrence=index,
+        ).first()
+
+    def wait_for_step_result(self, step, index: int | None = None, timeout: float | None = None):
+        """The step's stored result once it succeeds; raises its error if it fails for good."""
+        sel = _selector(step if index is None else {"name": step if isinstance(step, str) else step["name"], "index": index})
+
+        def done():
+            self._deliver_pending_events()
+            row = self._step(sel["name"], sel["index"])
+            if row is not None and row.status in (StepStatus.SUCCEEDED, StepStatus.FAILED):
+                return row
+            status = self.status()
+            if status in TERMINAL:
+                raise IntrospectionError(
+                    f"{PREFIX} The Workflow instance {self.instance_id} reached status '{status}' without step "
+                    f"'{sel['name']}' (index {sel['index']}) finishing"
+                )
+            return None
+
+        row = self.runner.wait(done, f"step '{sel['name']}' (index {sel['index']})", timeout)
+        if row.status == StepStatus.FAILED:
+            raise rebuild_error(row.error)
+        return decode(row.result)
+
+    def wait_for_status(self, status: str, timeout: float | None = None) -> str:
+        """Returns once the instance has ``status``; raises at once if a different final status makes it unreachable."""
+        if status not in Status.values:
+            raise IntrospectionError(f"{PREFIX} unknown status {status!r}; one of {', '.join(Status.values)}")
+
+        def done():
+            current = self.status()
+            if current == status or status == "queued":
+                return current
+            if current in TERMINAL:
+                raise IntrospectionError(
+                    f"{PREFIX} The Workflow instance {self.instance_id} has reached status '{current}'. This is a finite "
+                    f"status that prevents it from ever reaching the expected status of '{status}'."
+                )
+            return None
+
+        return self.runner.wait(done, f"status '{status}' of {self.instance_id}", timeout)
+
+    def get_output(self):
+        handle = self._handle()
+        current = handle.status()
+        if current["status"] != Status.COMPLETE:
+            raise IntrospectionError(
+                f'Cannot retrieve output: Workflow instance is in status "{current["status"]}" but must be "complete" '
+                "to have an output available"
+            )
+        return current["output"]
+
+    def get_error(self) -> dict:
+        handle = self._handle()
+        current = handle.status()
+        if current["status"] != Status.ERRORED:
+            raise IntrospectionError(
+                f'Cannot retrieve error: Workflow instance is in status "{current["status"]}" but must be "errored" '
+                "to have error information available"
+            )
+        return current["error"]
+
+    def dispose(self):
+        """Stop the instance and delete all its state and modifications, so its id can be reused."""
+        Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.instance_id).delete()
+        if self._override is not None and self._override.pk:
+            self._override.delete()
+        _deactivate()
+
+
+class WorkflowIntrospector:
+    """Captures every instance of a workflow created while it is active."""
+
+    _active: dict[str, WorkflowIntrospector] = {}
+
+    def __init__(self, workflow_name: str, runner=None):
+        if workflow_name in self._active:
+            raise IntrospectionError(
+                f'Workflow "{workflow_name}" already has an active introspection session for binding "{workflow_name}".'
+            )
+        self.workflow_name = workflow_name
+        self.runner = runner or _default_runner
+        self.started = clock.now()
+        self._first_pk = (Instance.objects.order_by("-pk").values_list("pk", flat=True).first() or 0)
+        self._override = None
+        self._spec: dict = {}
+        self._introspectors: dict[str, InstanceIntrospector] = {}
+        self._active[workflow_name] = self
+        _activate()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.dispose()
+
+    def modify_all(self, fn):
+        """Apply modifications to every instance created from now on (mock_event is per instance)."""
+        fn(_WorkflowModifier(self))
+        return self
+
+    def _save(self):
+        if self._override is None:
+            self._override = TestOverride.objects.create(workflow_name=self.workflow_name, instance_id=None, spec=self._spec, created_at=clock.now())
+        else:
+            self._override.spec = self._spec
+            self._override.save(update_fields=["spec"])
+
+    def get(self) -> list[InstanceIntrospector]:
+        """Introspectors of the instances created since the session started, oldest first."""
+        ids = Instance.objects.filter(workflow_name=self.workflow_name, pk__gt=self._first_pk).order_by("pk").values_list("instance_id", flat=True)
+        for instance_id in ids:
+            if instance_id not in self._introspectors:
+                self._introspectors[instance_id] = InstanceIntrospector(self.workflow_name, instance_id, self.runner)
+        return list(self._introspectors.values())
+
+    def dispose(self):
+        for introspector in self.get():
+            introspector.dispose()
+        if self._override is not None and self._override.pk:
+            self._override.delete()
+        self._active.pop(self.workflow_name, None)
+        _deactivate()
+
+
+class _WorkflowModifier(Modifier):
+    def mock_event(self, event):
+        raise IntrospectionError(f"{PREFIX} mock_event applies to one instance; use introspect_workflow_instance")
+
+
+def introspect_workflow_instance(workflow, instance_id: str, runner=None) -> InstanceIntrospector:
+    """An introspector for instance ``instance_id`` of ``workflow`` (a handle from get_workflow, or its name)."""
+    name = workflow if isinstance(workflow, str) else workflow.name
+    return InstanceIntrospector(name, instance_id, runner)
+
+
+def introspect_workflow(workflow, runner=None) -> WorkflowIntrospector:
+    name = workflow if isinstance(workflow, str) else workflow.name
+    return WorkflowIntrospector(name, runner)
+
+
+_sessions = 0
+
+
+def _activate():
+    global _sessions
+    _sessions += 1
+    overrides.ACTIVE_IN_PROCESS = True
+
+
+def _deactivate():
+    global _sessions
+    _sessions = max(0, _sessions - 1)
+    overrides.ACTIVE_IN_PROCESS = _sessions > 0
+
+
+__all__ = [
+    "InProcessRunner", "WorkerRunner", "IntrospectionError", "introspect_workflow", "introspect_workflow_instance",
+    "run_until_idle",
+]

@@ -270,3 +270,24 @@ class LongStep(Workflow):
             return "done"
 
         return await step.do("long", long)
+
+
+class Trial(Workflow):
+    """A user-lifecycle shape: email, a 7-day sleep, a check, a manager's approval."""
+
+    name = "t-trial"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+
+        def check_conversion():
+            record(iid, "check")
+            return False
+
+        await step.do("welcome email", lambda: record(iid, "email", to=event.payload["email"]))
+        await step.sleep("trial period", "7 days")
+        converted = await step.do("check conversion", check_conversion, retries={"limit": 3, "delay": "30s"})
+        approval = await step.wait_for_event("manager approval", type="approval", timeout="48h")
+        if not converted and approval["payload"]["approved"]:
+            return await step.do("extend trial", lambda: "extended")
+        return "expired"

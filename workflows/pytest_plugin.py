@@ -1,0 +1,59 @@
+"""pytest fixtures for testing workflows (registered by the package as a pytest plugin).
+
+- ``workflow_runner``: the in-process runner on a fresh engine clock, with the database
+  (pytest-django's ``db``). ``workflow_runner.run_until_idle()``, ``.advance("7 days")``.
+- ``frozen_clock``: the engine's clock, stopped; ``frozen_clock.advance(timedelta(...))``.
+- ``worker_runner``: real worker processes against the test database (use with
+  ``@pytest.mark.django_db(transaction=True)``); stopped after the test.
+
+Kicks to django-q2 are switched off for in-process tests, so nothing is left queued.
+"""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def workflow_runner(db, settings):
+    from workflows import clock
+    from workflows.testing import InProcessRunner
+
+    settings.WORKFLOWS = {**getattr(settings, "WORKFLOWS", {}), "ENQUEUE": False}
+    clock.reset()
+    yield InProcessRunner()
+    clock.reset()
+
+
+class FrozenClock:
+    def __init__(self, clock):
+        self._clock = clock
+        self.start = clock.freeze()
+
+    def now(self):
+        return self._clock.now()
+
+    def advance(self, delta):
+        from datetime import timedelta
+
+        self._clock.advance(delta if isinstance(delta, timedelta) else timedelta(seconds=delta))
+        return self._clock.now()
+
+
+@pytest.fixture
+def frozen_clock():
+    from workflows import clock
+
+    clock.reset()
+    yield FrozenClock(clock)
+    clock.reset()
+
+
+@pytest.fixture
+def worker_runner(transactional_db, settings, tmp_path):
+    from workflows.testing import WorkerRunner
+
+    settings.WORKFLOWS = {**getattr(settings, "WORKFLOWS", {}), "ENQUEUE": True}
+    runner = WorkerRunner(tmp_path)
+    runner.start()
+    yield runner
+    runner.stop()
