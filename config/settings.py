@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "workflows",
+    "api",
     "examples",
 ]
 
@@ -142,7 +143,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": os.getenv("Q_LOG_LEVEL", "WARNING")}},
+    "loggers": {"django-q": {"level": os.getenv("Q_LOG_LEVEL", "WARNING")}},
 }
 
 # The engine. Every key is optional; workflows/conf.py documents each default.

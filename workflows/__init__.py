@@ -8,7 +8,7 @@ is still loading apps (e.g. from an app's workflows.py).
 from workflows.definition import Workflow
 from workflows.errors import NonRetryableError, WorkflowError, WorkflowTimeoutError
 
-__all__ = ["Workflow", "NonRetryableError", "WorkflowTimeoutError", "WorkflowError", "get_workflow"]
+__all__ = ["Workflow", "NonRetryableError", "WorkflowTimeoutError", "WorkflowError", "get_workflow", "list_workflows", "list_instances"]
 
 
 def get_workflow(name: str):
@@ -16,3 +16,17 @@ def get_workflow(name: str):
     from workflows.api import get_workflow as _get_workflow
 
     return _get_workflow(name)
+
+
+def list_workflows():
+    """Every registered workflow with instance counts per status and its latest activity."""
+    from workflows.queries import list_workflows as _list_workflows
+
+    return _list_workflows()
+
+
+def list_instances(workflow=None, **filters):
+    """A page of instances across workflows, newest first: ``{"instances", "next_cursor"}``."""
+    from workflows.queries import list_instances as _list_instances
+
+    return _list_instances(workflow, **filters)

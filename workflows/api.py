@@ -128,6 +128,31 @@ class WorkflowHandle:
                     continue
             return created
 
+    def list(self, **filters) -> dict:
+        """A page of this workflow's instances, newest first (see ``queries.list_instances``)."""
+        from workflows.queries import list_instances
+
+        return list_instances(self.name, **filters)
+
+    def terminate_all(self, status: str | None = None) -> int:
+        """Terminate every unfinished instance (optionally only those with ``status``); returns how many."""
+        from workflows.queries import check_status
+
+        check_status(status)
+        if status in TERMINAL:
+            raise WorkflowError(f"terminate_all takes an unfinished status, not {status!r}")
+        qs = Instance.objects.filter(workflow_name=self.name).exclude(status__in=TERMINAL)
+        if status:
+            qs = qs.filter(status=status)
+        done = 0
+        for instance_id, pk in qs.values_list("instance_id", "pk").iterator(chunk_size=500):
+            try:
+                InstanceHandle(self.name, instance_id, pk).terminate()
+                done += 1
+            except InvalidState:
+                continue  # finished meanwhile
+        return done
+
     def get(self, id: str) -> InstanceHandle:
         check_instance_id(id)
         pk = Instance.objects.filter(workflow_name=self.name, instance_id=id).values_list("pk", flat=True).first()
@@ -182,6 +207,15 @@ class InstanceHandle:
             "output": decode(row["output"]) if row["status"] == Status.COMPLETE else None,
             "error": public_error(row["error"]) if row["status"] == Status.ERRORED and row["error"] else None,
         }
+
+    def describe(self) -> dict:
+        """Params, status, output, error, every step with its attempts, and the events received."""
+        from workflows.queries import describe_instance
+
+        story = describe_instance(self.workflow_name, self.id)
+        if story is None:
+            raise InstanceNotFound(f"instance {self.id!r} of workflow {self.workflow_name!r} no longer exists")
+        return story
 
     def pause(self) -> None:
         """Pause: at once when parked; after the in-flight steps finish when running.

@@ -69,6 +69,11 @@ class Instance(models.Model):
             models.Index(fields=["workflow_name", "status", "-created_at"], name="wf_instance_list"),
             models.Index(fields=["-created_at"], name="wf_instance_created"),
         ]
+        # Enforced by the dashboard and the HTTP API (the engine's Python API trusts its caller).
+        permissions = [
+            ("approve_instance", "Can approve or reject waiting instances (send events)"),
+            ("operate_instance", "Can create, pause, resume, terminate, restart and retry instances"),
+        ]
 
     def __str__(self):
         return f"{self.workflow_name}/{self.instance_id}"

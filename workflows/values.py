@@ -159,3 +159,27 @@ def freeze(value):
     if isinstance(value, tuple):
         return tuple(freeze(item) for item in value)
     return value
+
+
+def to_plain_json(value):
+    """A JSON-ready copy for people and other programs (the API, the CLI, templates).
+
+    Lossy on purpose, unlike ``encode``: datetimes and dates become ISO strings, Decimal and
+    UUID strings, bytes base64 text, tuples lists, registered types their text form.
+    """
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): to_plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain_json(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    extra = _EXTRA_TYPES.get(type(value))
+    if extra is not None:
+        return extra[1](value)
+    return repr(value)

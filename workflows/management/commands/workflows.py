@@ -1,11 +1,13 @@
-"""``python manage.py workflows <command>``: run and operate durable workflows."""
+"""``python manage.py workflows <command>``: run, trigger, inspect and control durable workflows."""
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from workflows import cli
+
 
 class Command(BaseCommand):
-    help = "Durable workflows: `workflows worker` runs the workers, timers and crash recovery."
+    help = "Durable workflows: `worker` runs the workers; list, describe, trigger and instances operate them."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -13,6 +15,7 @@ class Command(BaseCommand):
         worker.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKFLOWS['WORKERS'])")
         demo = sub.add_parser("demo", help="the demo: a worker plus the web server, with a printed login")
         demo.add_argument("--port", type=int, default=8000)
+        cli.add_arguments(sub)
 
     def handle(self, *args, command=None, **options):
         if command == "worker":
@@ -28,4 +31,4 @@ class Command(BaseCommand):
 
             run_demo(self.stdout, options["port"])
             return
-        raise CommandError(f"unknown command {command!r}")
+        cli.run(command, options, self.stdout)

@@ -1,0 +1,37 @@
+"""Who is calling: a bearer token (other services, scripts) or the dashboard's session."""
+from __future__ import annotations
+
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils import timezone
+
+from api.models import ApiToken, hash_token
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request, reason):
+        return reason
+
+
+def authenticate(request):
+    """Returns (user, via) with via "token" or "session", or (None, reason).
+
+    Session calls get Django's CSRF check (the browser sends cookies on its own); token
+    calls do not need it (a token is never sent implicitly).
+    """
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return None, "the Authorization header must be 'Bearer <token>'"
+        token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(secret.strip())).first()
+        if token is None or not token.active or not token.user.is_active:
+            return None, "the API token is unknown or revoked"
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        return token.user, "token"
+    if request.user.is_authenticated:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            failure = _CsrfCheck(lambda r: None).process_view(request, None, (), {})
+            if failure is not None:
+                return None, f"CSRF check failed: {failure}"
+        return request.user, "session"
+    return None, "authentication required: send 'Authorization: Bearer <token>' or log in"

@@ -1,0 +1,248 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at /api/openapi.json.
+
+Tests check every endpoint's responses against it (schemathesis) as well as by hand.
+"""
+from __future__ import annotations
+
+STATUSES = ["queued", "running", "paused", "waitingForPause", "waiting", "errored", "terminated", "complete"]
+NAME = {"type": "string", "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9-_]*$", "maxLength": 100}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+ERROR_VALUE = {
+    "type": ["object", "null"],
+    "properties": {"name": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["name", "message"],
+}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "Workflow": {
+        "type": "object",
+        "required": ["name", "counts", "registered"],
+        "properties": {
+            "name": {"type": "string"},
+            "registered": {"type": "boolean"},
+            "description": {"type": "string"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "last_activity": NULLABLE_TIME,
+        },
+    },
+    "InstanceSummary": {
+        "type": "object",
+        "required": ["workflow", "id", "status", "created_at"],
+        "properties": {
+            "workflow": {"type": "string"},
+            "id": {"type": "string"},
+            "status": {"enum": STATUSES},
+            "created_at": TIME,
+            "updated_at": TIME,
+            "ended_at": NULLABLE_TIME,
+            "error": ERROR_VALUE,
+        },
+    },
+    "Step": {
+        "type": "object",
+        "required": ["kind", "name", "count", "status"],
+        "properties": {
+            "kind": {"enum": ["do", "sleep", "wait_for_event"]},
+            "name": {"type": "string"},
+            "count": {"type": "integer", "minimum": 1},
+            "seq": {"type": "integer"},
+            "status": {"enum": ["running", "retrying", "sleeping", "waiting", "succeeded", "failed"]},
+            "started_at": TIME,
+            "ended_at": NULLABLE_TIME,
+            "wake_at": NULLABLE_TIME,
+            "error": ERROR_VALUE,
+            "attempts": {"type": "array", "items": {"type": "object"}},
+            "output": {},
+            "event_type": {"type": "string"},
+            "event": {},
+        },
+    },
+    "Instance": {
+        "allOf": [
+            {"$ref": "#/components/schemas/InstanceSummary"},
+            {
+                "type": "object",
+                "required": ["params"],
+                "properties": {
+                    "params": {},
+                    "output": {},
+                    "started_at": NULLABLE_TIME,
+                    "paused_at": NULLABLE_TIME,
+                    "wake_at": NULLABLE_TIME,
+                    "steps": {"type": "array", "items": {"$ref": "#/components/schemas/Step"}},
+                    "step_count": {"type": "integer"},
+                    "events": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        ]
+    },
+    "InstancePage": {
+        "type": "object",
+        "required": ["instances", "next_cursor"],
+        "properties": {
+            "instances": {"type": "array", "items": {"$ref": "#/components/schemas/InstanceSummary"}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "CreateInstance": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"id": {**NAME, "type": ["string", "null"], "description": "null or absent: a UUID"}, "params": {}},
+    },
+    "StatusChange": {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "properties": {"status": {"enum": ["pause", "resume", "terminate"]}},
+            },
+            {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"const": "restart"},
+                    "from_step": {"type": "string", "description": "keep the results of the steps before this one"},
+                    "count": {"type": "integer", "minimum": 1, "description": "occurrence of from_step (default 1)"},
+                },
+                "dependentRequired": {"count": ["from_step"]},
+            },
+        ]
+    },
+    "InstanceRef": {
+        "type": "object",
+        "required": ["id", "workflow"],
+        "properties": {"id": {"type": "string"}, "workflow": {"type": "string"}, "status": {"enum": STATUSES}, "type": {"type": "string"}},
+    },
+}
+
+
+def _json(schema_ref: str | dict) -> dict:
+    schema = {"$ref": f"#/components/schemas/{schema_ref}"} if isinstance(schema_ref, str) else schema_ref
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    texts = {400: "Bad input", 401: "Not authenticated", 403: "Not allowed", 404: "Unknown workflow or instance",
+             409: "Duplicate id or wrong state", 413: "Too large"}
+    return {str(code): {"description": texts[code], **_json("Error")} for code in codes}
+
+
+def _param(name, where="path", schema=None, description=""):
+    return {"name": name, "in": where, "required": where == "path", "schema": schema or {"type": "string"}, "description": description}
+
+
+WORKFLOW = _param("name", schema={"type": "string"}, description="workflow name")
+INSTANCE = _param("instance_id", schema=NAME, description="instance id")
+
+PATHS = {
+    "/api/workflows": {
+        "get": {"summary": "Registered workflows with instance counts", "operationId": "listWorkflows",
+                "responses": {"200": {"description": "Workflows", **_json({"type": "object", "required": ["workflows"], "properties": {"workflows": {"type": "array", "items": {"$ref": "#/components/schemas/Workflow"}}}})}, **_errors(401)}},
+    },
+    "/api/workflows/{name}": {
+        "parameters": [WORKFLOW],
+        "get": {"summary": "One workflow", "operationId": "getWorkflow",
+                "responses": {"200": {"description": "The workflow", **_json("Workflow")}, **_errors(401, 404)}},
+    },
+    "/api/workflows/{name}/instances": {
+        "parameters": [WORKFLOW],
+        "get": {
+            "summary": "Instances, newest first, with keyset pagination", "operationId": "listInstances",
+            "parameters": [
+                _param("status", "query", {"enum": STATUSES}),
+                _param("created_after", "query", {"type": "string", "format": "date-time"}),
+                _param("created_before", "query", {"type": "string", "format": "date-time"}),
+                _param("q", "query", description="part of the instance id"),
+                _param("cursor", "query", description="next_cursor of the previous page"),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}),
+            ],
+            "responses": {"200": {"description": "A page", **_json("InstancePage")}, **_errors(400, 401, 404)},
+        },
+        "post": {
+            "summary": "Create an instance", "operationId": "createInstance",
+            "requestBody": {"required": False, **_json("CreateInstance")},
+            "responses": {"201": {"description": "Queued", **_json("InstanceRef")}, **_errors(400, 401, 403, 404, 409, 413)},
+        },
+    },
+    "/api/workflows/{name}/instances/batch": {
+        "parameters": [WORKFLOW],
+        "post": {
+            "summary": "Create up to 100 instances; existing ids are skipped", "operationId": "createInstances",
+            "requestBody": {"required": True, **_json({"type": "array", "items": {"$ref": "#/components/schemas/CreateInstance"}, "maxItems": 100, "minItems": 1})},
+            "responses": {"201": {"description": "Created", **_json({"type": "object", "required": ["created", "skipped"], "properties": {"created": {"type": "array", "items": {"$ref": "#/components/schemas/InstanceRef"}}, "skipped": {"type": "integer"}}})}, **_errors(400, 401, 403, 404, 413)},
+        },
+    },
+    "/api/workflows/{name}/instances/{instance_id}": {
+        "parameters": [WORKFLOW, INSTANCE],
+        "get": {
+            "summary": "Status, params, output, steps with attempts, events", "operationId": "getInstance",
+            "parameters": [_param("simple", "query", {"enum": ["true", "false"]}, "true omits steps and events")],
+            "responses": {"200": {"description": "The instance", **_json("Instance")}, **_errors(400, 401, 404)},
+        },
+    },
+    "/api/workflows/{name}/instances/{instance_id}/status": {
+        "parameters": [WORKFLOW, INSTANCE],
+        "patch": {
+            "summary": "Pause, resume, terminate or restart", "operationId": "changeStatus",
+            "requestBody": {"required": True, **_json("StatusChange")},
+            "responses": {"200": {"description": "Done", **_json("InstanceRef")}, **_errors(400, 401, 403, 404, 409)},
+        },
+    },
+    "/api/workflows/{name}/instances/{instance_id}/events/{event_type}": {
+        "parameters": [WORKFLOW, INSTANCE, _param("event_type", schema=NAME)],
+        "post": {
+            "summary": "Send an event (answers a wait_for_event); the body is the payload", "operationId": "sendEvent",
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {}}}},
+            "responses": {"202": {"description": "Delivered or buffered", **_json("InstanceRef")}, **_errors(400, 401, 403, 404, 409, 413)},
+        },
+    },
+    "/api/openapi.json": {
+        "get": {"summary": "This document", "operationId": "openapi", "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}, **_errors(401)}},
+    },
+}
+
+
+def document(request=None) -> dict:
+    """The document, with the registered workflow names as the allowed values of ``{name}``."""
+    import copy
+
+    from workflows.definition import registered
+
+    paths = copy.deepcopy(PATHS)
+    names = sorted(registered())
+    for item in paths.values():
+        for param in item.get("parameters", []):
+            if param["name"] == "name":
+                param["schema"] = {"type": "string", "enum": names} if names else {"type": "string"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Durable workflows API",
+            "version": "1",
+            "description": "Create, inspect and control workflow instances. Errors are {\"error\": {\"code\", \"message\"}}.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "an API token (python manage.py apitokens create USER)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
+            },
+        },
+    }

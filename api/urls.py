@@ -1,0 +1,15 @@
+from django.urls import path
+
+from api import views
+
+app_name = "api"
+urlpatterns = [
+    path("openapi.json", views.openapi, name="openapi"),
+    path("workflows", views.workflows, name="workflows"),
+    path("workflows/<str:name>", views.workflow_detail, name="workflow"),
+    path("workflows/<str:name>/instances", views.instances, name="instances"),
+    path("workflows/<str:name>/instances/batch", views.instances_batch, name="instances-batch"),
+    path("workflows/<str:name>/instances/<str:instance_id>", views.instance_detail, name="instance"),
+    path("workflows/<str:name>/instances/<str:instance_id>/status", views.instance_status, name="instance-status"),
+    path("workflows/<str:name>/instances/<str:instance_id>/events/<str:event_type>", views.instance_event, name="instance-event"),
+]

@@ -1,0 +1,178 @@
+"""The HTTP API: authentication, permissions, every error path, and the happy paths."""
+import json
+
+import pytest
+from django.contrib.auth.models import Permission, User
+
+from api.models import ApiToken
+from tests.helpers import run
+from workflows import get_workflow
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+@pytest.fixture
+def operator():
+    user = User.objects.create_user("ops")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["operate_instance", "approve_instance"]))
+    return ApiToken.issue(user, "tests")[1]
+
+
+@pytest.fixture
+def viewer():
+    return ApiToken.issue(User.objects.create_user("viewer"))[1]
+
+
+@pytest.fixture
+def approver():
+    user = User.objects.create_user("approver")
+    user.user_permissions.add(Permission.objects.get(codename="approve_instance"))
+    return ApiToken.issue(user)[1]
+
+
+def call(client, method, path, token=None, body=None, raw=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = raw if raw is not None else (json.dumps(body) if body is not None else "")
+    response = getattr(client, method.lower())(f"/api/{path}", data=data, content_type="application/json", headers=headers)
+    return response.status_code, response.json()
+
+
+def test_every_endpoint_needs_authentication(client):
+    for method, path in [("GET", "workflows"), ("GET", "openapi.json"), ("POST", "workflows/t-waiter/instances"),
+                         ("PATCH", "workflows/t-waiter/instances/x/status"), ("POST", "workflows/t-waiter/instances/x/events/go")]:
+        status, body = call(client, method, path)
+        assert (status, body["error"]["code"]) == (401, "not_authenticated"), path
+
+
+def test_a_revoked_or_malformed_token_is_refused(client, operator):
+    assert call(client, "GET", "workflows", "wf_nonsense")[0] == 401
+    ApiToken.objects.get().revoke()
+    assert call(client, "GET", "workflows", operator)[1]["error"]["message"] == "the API token is unknown or revoked"
+    response = client.get("/api/workflows", headers={"Authorization": "Basic abc"})
+    assert response.status_code == 401 and "Bearer" in response.json()["error"]["message"]
+
+
+def test_tokens_are_stored_hashed():
+    user = User.objects.create_user("u")
+    token, secret = ApiToken.issue(user)
+    assert secret not in (token.token_hash, token.prefix) and len(token.token_hash) == 64
+    assert not ApiToken.objects.filter(token_hash=secret).exists()
+
+
+def test_create_list_describe_and_control_an_instance(client, operator):
+    status, body = call(client, "POST", "workflows/t-waiter/instances", operator, {"id": "h1", "params": {"waits": 1}})
+    assert (status, body) == (201, {"id": "h1", "workflow": "t-waiter", "status": "queued"})
+    run()
+    status, page = call(client, "GET", "workflows/t-waiter/instances?status=waiting", operator)
+    assert [i["id"] for i in page["instances"]] == ["h1"] and page["next_cursor"] is None
+    assert call(client, "PATCH", "workflows/t-waiter/instances/h1/status", operator, {"status": "pause"})[1]["status"] == "paused"
+    assert call(client, "PATCH", "workflows/t-waiter/instances/h1/status", operator, {"status": "resume"})[1]["status"] == "queued"
+    status, body = call(client, "POST", "workflows/t-waiter/instances/h1/events/go", operator, {"approved": True})
+    assert status == 202
+    run()
+    status, story = call(client, "GET", "workflows/t-waiter/instances/h1", operator)
+    assert story["status"] == "complete" and story["output"] == [{"approved": True}]
+    assert story["steps"][0]["kind"] == "wait_for_event" and story["steps"][0]["event"]["payload"] == {"approved": True}
+    assert call(client, "GET", "workflows/t-waiter/instances/h1?simple=true", operator)[1]["step_count"] == 1
+    status, body = call(client, "PATCH", "workflows/t-waiter/instances/h1/status", operator, {"status": "restart", "from_step": "wait 0"})
+    assert (status, body["status"]) == (200, "queued")
+
+
+def test_batch_create_skips_existing_ids(client, operator):
+    get_workflow("t-waiter").create(id="b2")
+    status, body = call(client, "POST", "workflows/t-waiter/instances/batch", operator, [{"id": "b1"}, {"id": "b2"}, {"id": "b3"}])
+    assert status == 201 and [c["id"] for c in body["created"]] == ["b1", "b3"] and body["skipped"] == 1
+
+
+def test_cursor_pagination_walks_every_instance_once(client, viewer):
+    get_workflow("t-waiter").create_batch([{"id": f"p{i}"} for i in range(7)])
+    seen, cursor = [], ""
+    while True:
+        status, page = call(client, "GET", f"workflows/t-waiter/instances?limit=3&cursor={cursor}", viewer)
+        seen += [i["id"] for i in page["instances"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == [f"p{i}" for i in range(7)] and len(seen) == 7
+
+
+@pytest.mark.parametrize(
+    "method,path,body,raw,status,code",
+    [
+        ("POST", "workflows/t-waiter/instances", None, "{bad", 400, "invalid_json"),
+        ("POST", "workflows/t-waiter/instances", {"id": "x", "extra": 1}, None, 400, "invalid_request"),
+        ("POST", "workflows/t-waiter/instances", [1], None, 400, "invalid_request"),
+        ("POST", "workflows/t-waiter/instances", {"id": "bad id"}, None, 400, "invalid_id"),
+        ("POST", "workflows/t-waiter/instances", {"params": "x" * (2**20 + 1)}, None, 413, "too_large"),
+        ("POST", "workflows/nope/instances", {}, None, 404, "workflow_not_found"),
+        ("GET", "workflows/nope", None, None, 404, "workflow_not_found"),
+        ("GET", "workflows/t-waiter/instances/missing", None, None, 404, "instance_not_found"),
+        ("GET", "workflows/t-waiter/instances?status=bogus", None, None, 400, "invalid_request"),
+        ("GET", "workflows/t-waiter/instances?limit=0", None, None, 400, "invalid_request"),
+        ("GET", "workflows/t-waiter/instances?limit=x", None, None, 400, "invalid_request"),
+        ("GET", "workflows/t-waiter/instances?cursor=zzz", None, None, 400, "invalid_request"),
+        ("GET", "workflows/t-waiter/instances?created_after=yesterday", None, None, 400, "invalid_request"),
+        ("GET", "workflows/t-waiter/instances?created_after=0001-01-01T00:00:00%2B01:00", None, None, 400, "invalid_request"),
+        ("PATCH", "workflows/t-waiter/instances/e1/status", {"status": "explode"}, None, 400, "invalid_request"),
+        ("PATCH", "workflows/t-waiter/instances/e1/status", {"status": "pause", "from_step": "x"}, None, 400, "invalid_request"),
+        ("PATCH", "workflows/t-waiter/instances/e1/status", {"status": "restart", "from_step": "nope"}, None, 409, "invalid_state"),
+        ("POST", "workflows/t-waiter/instances/e1/events/a.b", {}, None, 400, "invalid_event_type"),
+        ("DELETE", "workflows/t-waiter/instances/e1", None, None, 405, "method_not_allowed"),
+    ],
+)
+def test_error_paths_answer_json_with_a_stable_code(client, operator, method, path, body, raw, status, code):
+    get_workflow("t-waiter").create(id="e1")
+    got_status, got = call(client, method, path, operator, body, raw)
+    assert (got_status, got["error"]["code"]) == (status, code), got
+    assert got["error"]["message"]
+
+
+def test_duplicates_and_finished_instances_are_conflicts(client, operator):
+    call(client, "POST", "workflows/t-counter/instances", operator, {"id": "d1", "params": {"steps": 1}})
+    assert call(client, "POST", "workflows/t-counter/instances", operator, {"id": "d1"})[0] == 409
+    run()
+    status, body = call(client, "POST", "workflows/t-counter/instances/d1/events/go", operator, {})
+    assert (status, body["error"]["code"]) == (409, "invalid_state")
+    status, body = call(client, "PATCH", "workflows/t-counter/instances/d1/status", operator, {"status": "terminate"})
+    assert (status, body["error"]["code"]) == (409, "invalid_state")
+
+
+def test_permissions_viewers_read_approvers_send_events_operators_control(client, viewer, approver):
+    get_workflow("t-waiter").create(id="perm")
+    assert call(client, "GET", "workflows/t-waiter/instances/perm", viewer)[0] == 200
+    for token in (viewer, approver):
+        status, body = call(client, "PATCH", "workflows/t-waiter/instances/perm/status", token, {"status": "terminate"})
+        assert (status, body["error"]["code"]) == (403, "permission_denied")
+        assert "workflows.operate_instance" in body["error"]["message"]
+    assert call(client, "POST", "workflows/t-waiter/instances/perm/events/go", viewer, {})[0] == 403
+    assert call(client, "POST", "workflows/t-waiter/instances/perm/events/go", approver, {})[0] == 202
+    assert get_workflow("t-waiter").get("perm").status()["status"] == "queued"
+
+
+def test_session_calls_need_the_csrf_token(operator):
+    from django.test import Client
+
+    user = User.objects.get(username="ops")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    assert browser.get("/api/workflows").status_code == 200
+    refused = browser.post("/api/workflows/t-waiter/instances", data="{}", content_type="application/json")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "csrf_failed")
+    browser.get("/admin/login/")  # sets the CSRF cookie
+    token = browser.cookies["csrftoken"].value
+    accepted = browser.post("/api/workflows/t-waiter/instances", data="{}", content_type="application/json", headers={"X-CSRFToken": token})
+    assert accepted.status_code == 201
+
+
+def test_values_come_back_as_plain_json(client, operator):
+    call(client, "POST", "workflows/t-waiter/instances", operator, {"id": "v1"})
+    get_workflow("t-waiter").get("v1").send_event("go", {"when": "now"})
+    run()
+    story = call(client, "GET", "workflows/t-waiter/instances/v1", operator)[1]
+    assert story["steps"][0]["event"]["timestamp"].endswith("+00:00")
+
+
+def test_dates_with_any_offset_are_compared_in_utc(client, viewer):
+    get_workflow("t-waiter").create(id="tz")
+    status, page = call(client, "GET", "workflows/t-waiter/instances?created_after=2000-01-01T03:47:27%2B20:21", viewer)
+    assert status == 200 and [i["id"] for i in page["instances"]] == ["tz"]

@@ -1,0 +1,171 @@
+"""The read side of the public API: lists, counts and the step-by-step story of an instance.
+
+Used by the command line, the HTTP API and the dashboard, as by any user. Lists use keyset
+pagination on (created_at, pk), newest first, so page 1,000 costs what page 1 costs.
+"""
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from django.db.models import Count, Max, Prefetch, Q
+
+from workflows.definition import registered
+from workflows.errors import WorkflowError
+from workflows.models import Attempt, Event, Instance, Status, Step, StepKind, StepStatus
+from workflows.values import decode
+
+MAX_PAGE = 500
+
+
+def check_status(status: str | None) -> str | None:
+    if status is not None and status not in Status.values:
+        raise WorkflowError(f"invalid status {status!r}; valid statuses: {', '.join(Status.values)}")
+    return status
+
+
+def _encode_cursor(instance: Instance) -> str:
+    raw = f"{instance.created_at.isoformat()}|{instance.pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, pk = raw.split("|")
+        return datetime.fromisoformat(created), int(pk)
+    except Exception:
+        raise WorkflowError(f"invalid cursor {cursor!r}: use the next_cursor of a previous page") from None
+
+
+def summary(instance: Instance) -> dict:
+    return {
+        "workflow": instance.workflow_name,
+        "id": instance.instance_id,
+        "status": instance.status,
+        "created_at": instance.created_at,
+        "updated_at": instance.updated_at,
+        "ended_at": instance.ended_at,
+        "error": {"name": instance.error["name"], "message": instance.error["message"]} if instance.error else None,
+    }
+
+
+def list_instances(
+    workflow: str | None = None, *, status: str | None = None, statuses=None, created_after: datetime | None = None,
+    created_before: datetime | None = None, id_contains: str | None = None, limit: int = 50, cursor: str | None = None,
+) -> dict:
+    """A page of instances, newest first: ``{"instances": [summary...], "next_cursor": str | None}``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise WorkflowError(f"invalid limit {limit!r}: use 1 to {MAX_PAGE}")
+    wanted = [check_status(status)] if status else [check_status(s) for s in (statuses or [])]
+    qs = Instance.objects.all()
+    if workflow:
+        qs = qs.filter(workflow_name=workflow)
+    if wanted:
+        qs = qs.filter(status__in=wanted)
+    if created_after:
+        qs = qs.filter(created_at__gte=created_after)
+    if created_before:
+        qs = qs.filter(created_at__lt=created_before)
+    if id_contains:
+        qs = qs.filter(instance_id__contains=id_contains)
+    if cursor:
+        created, pk = _decode_cursor(cursor)
+        qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
+    rows = list(
+        qs.order_by("-created_at", "-pk").only(
+            "workflow_name", "instance_id", "status", "created_at", "updated_at", "ended_at", "error"
+        )[: limit + 1]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"instances": [summary(r) for r in rows], "next_cursor": _encode_cursor(rows[-1]) if more else None}
+
+
+def latest_instance_id(workflow: str) -> str | None:
+    return Instance.objects.filter(workflow_name=workflow).order_by("-created_at", "-pk").values_list("instance_id", flat=True).first()
+
+
+def list_workflows() -> list[dict]:
+    """Every registered workflow with its instance counts per status and its latest activity."""
+    counts: dict[str, dict] = {name: {} for name in registered()}
+    for row in Instance.objects.values("workflow_name", "status").annotate(n=Count("pk")):
+        counts.setdefault(row["workflow_name"], {})[row["status"]] = row["n"]
+    latest = dict(Instance.objects.values("workflow_name").annotate(m=Max("updated_at")).values_list("workflow_name", "m"))
+    classes = registered()
+    return [
+        {
+            "name": name,
+            "registered": name in classes,
+            "description": (classes[name].__doc__ or "").strip().split("\n")[0] if name in classes else "",
+            "counts": {status: counts[name].get(status, 0) for status in Status.values},
+            "last_activity": latest.get(name),
+        }
+        for name in sorted(counts)
+    ]
+
+
+def _step_story(step: Step) -> dict:
+    story = {
+        "kind": {StepKind.DO: "do", StepKind.SLEEP: "sleep", StepKind.WAIT: "wait_for_event"}[step.kind],
+        "name": step.name,
+        "count": step.occurrence,
+        "seq": step.seq,
+        "status": step.status,
+        "started_at": step.started_at,
+        "ended_at": step.ended_at,
+        "wake_at": step.wake_at,
+        "error": {"name": step.error["name"], "message": step.error["message"]} if step.error else None,
+    }
+    if step.kind == StepKind.DO:
+        story["config"] = step.config
+        story["output"] = decode(step.result) if step.status == StepStatus.SUCCEEDED else None
+        story["attempts"] = [
+            {
+                "number": a.number,
+                "started_at": a.started_at,
+                "ended_at": a.ended_at,
+                "success": a.success,
+                "error": {"name": a.error["name"], "message": a.error["message"]} if a.error else None,
+                "traceback": a.traceback,
+                "retry_delay": a.retry_delay,
+            }
+            for a in step.attempt_rows.all()
+        ]
+    elif step.kind == StepKind.WAIT:
+        story["event_type"] = step.event_type
+        story["timeout_at"] = step.wake_at
+        story["event"] = decode(step.result) if step.status == StepStatus.SUCCEEDED else None
+    return story
+
+
+def describe_instance(workflow: str, instance_id: str) -> dict | None:
+    """Everything known about one instance: params, status, output, steps with attempts, events."""
+    instance = Instance.objects.filter(workflow_name=workflow, instance_id=instance_id).first()
+    if instance is None:
+        return None
+    steps = (
+        Step.objects.filter(instance=instance)
+        .order_by("seq")
+        .prefetch_related(Prefetch("attempt_rows", queryset=Attempt.objects.order_by("number")))
+    )
+    events = Event.objects.filter(instance=instance).select_related("consumed_by").order_by("pk")
+    return {
+        **summary(instance),
+        "params": decode(instance.params),
+        "output": decode(instance.output) if instance.status == Status.COMPLETE else None,
+        "started_at": instance.started_at,
+        "paused_at": instance.paused_at,
+        "wake_at": instance.wake_at if instance.status == Status.WAITING else None,
+        "steps": [_step_story(s) for s in steps],
+        "events": [
+            {
+                "type": e.type,
+                "payload": decode(e.payload),
+                "created_at": e.created_at,
+                "consumed_at": e.consumed_at,
+                "consumed_by": f"{e.consumed_by.name}-{e.consumed_by.occurrence}" if e.consumed_by else None,
+            }
+            for e in events
+        ],
+    }
