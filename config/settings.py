@@ -146,12 +146,37 @@ LOGGING = {
     "loggers": {"django-q": {"level": os.getenv("Q_LOG_LEVEL", "WARNING")}},
 }
 
+# `manage.py workflows demo` calls this to start the example instances.
+WORKFLOWS_DEMO_STARTER = "examples.demo.start_examples"
+
+# Mail from workflows (the EMAIL binding): printed to the console unless configured.
+EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "workflows@localhost")
+
+# To describe images with a real vision model, point the AI binding at an OpenAI-compatible
+# endpoint, e.g. a local Ollama serving llava (WORKFLOWS_AI_URL=http://127.0.0.1:11434/v1).
+AI_URL = os.getenv("WORKFLOWS_AI_URL")
+
 # The engine. Every key is optional; workflows/conf.py documents each default.
 WORKFLOWS = {
+    "BINDINGS": {
+        "BUCKET": {"BACKEND": "workflows.bindings.bucket.StorageBucket", "OPTIONS": {"location": os.getenv("WORKFLOWS_BUCKET_DIR", str(BASE_DIR / "var" / "bucket"))}},
+        "DB": {"BACKEND": "workflows.bindings.sql.Database", "OPTIONS": {"alias": "default"}},
+        "AI": {"BACKEND": "workflows.bindings.ai.OfflineAI"},
+        "EMAIL": {"BACKEND": "workflows.bindings.email.DjangoEmail"},
+        "CHILD_WORKFLOW": {"BACKEND": "workflows.bindings.workflow.WorkflowBinding", "OPTIONS": {"name": "child"}},
+    },
     "WORKERS": envint("WORKFLOWS_WORKERS", "2"),
     "LEASE_SECONDS": float(os.getenv("WORKFLOWS_LEASE_SECONDS", "20")),
     "TEST_OVERRIDES": envbool("WORKFLOWS_TEST_OVERRIDES", "false"),
 }
+
+if AI_URL:
+    WORKFLOWS["BINDINGS"]["AI"] = {
+        "BACKEND": "workflows.bindings.ai.OpenAICompatibleAI",
+        "OPTIONS": {"base_url": AI_URL, "api_key": os.getenv("WORKFLOWS_AI_KEY", ""),
+                    "model_map": {"@cf/llava-hf/llava-1.5-7b-hf": os.getenv("WORKFLOWS_AI_MODEL", "llava")}},
+    }
 
 # django-q2 is the executor: its workers run "advance this instance" tasks. Our own tables
 # are the source of truth (django-q2 can redeliver or duplicate a task), so its retries are

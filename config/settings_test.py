@@ -7,8 +7,12 @@ they start workers, so kicks are off by default.
 import os
 import tempfile
 
-from config.settings import *  # noqa: F401,F403
-from config.settings import DATABASES, INSTALLED_APPS, STORAGES, WORKFLOWS
+# Shared with the worker processes tests start (they inherit the environment).
+os.environ.setdefault("WORKFLOWS_BUCKET_DIR", tempfile.mkdtemp(prefix="wf-bucket-"))
+os.environ.setdefault("TEST_EMAIL_DIR", tempfile.mkdtemp(prefix="wf-mail-"))
+
+from config.settings import *  # noqa: E402,F401,F403
+from config.settings import DATABASES, INSTALLED_APPS, STORAGES, WORKFLOWS  # noqa: E402
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
@@ -20,3 +24,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 WORKFLOWS = {**WORKFLOWS, "ENQUEUE": os.getenv("WORKFLOWS_ENQUEUE", "0") == "1"}
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Mail goes to files, so tests see what worker processes sent.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = os.environ["TEST_EMAIL_DIR"]

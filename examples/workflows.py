@@ -1,19 +1,283 @@
-"""Example workflows, loaded by the demo (discovered like any app's workflows.py)."""
-from workflows import Workflow
+"""The seed document's patterns (../shared/reference/workflow-patterns.md) in Python.
+
+Each class is a faithful translation; where the Python version does more than the seed
+(checking the approval before publishing, an idempotent child start), a comment says so.
+The bindings (self.env.BUCKET, DB, AI, EMAIL, CHILD_WORKFLOW) are configured in settings.
+"""
+import asyncio
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+
+from workflows import Workflow, WorkflowTimeoutError
+from workflows.errors import DuplicateInstanceId
 
 
-def fetch_rows():
-    """Stands in for an HTTP extract; rows are made locally so the demo works offline."""
-    return [{"id": i, "value": i * i} for i in range(25)]
+def send_email(env, to, subject):
+    return env.EMAIL.send(to=to, subject=subject, body=subject)
 
 
-class DataPipeline(Workflow):
-    """The README's example: a retried extract, a cool-down sleep, then a human approval."""
+# 1. Image processing ---------------------------------------------------------------------
+
+
+class ImageProcessingWorkflow(Workflow):
+    """Describe an uploaded image with AI, wait for a human's approval, then publish it."""
+
+    name = "image-processing"
+
+    async def run(self, event, step):
+        key = event.payload["imageKey"]
+        image_data = await step.do("fetch", lambda: self.env.BUCKET.get(key).read())
+        description = await step.do(
+            "generate description",
+            lambda: self.env.AI.run(
+                "@cf/llava-hf/llava-1.5-7b-hf",
+                {"image": list(image_data), "prompt": "Describe this image", "max_tokens": 50},
+            ),
+        )
+        approval = await step.wait_for_event("await approval", type="approved", timeout="24h")
+        # Beyond the seed: a rejected image is not published.
+        if not approval["payload"].get("approved", True):
+            return {"published": False, "description": description["description"]}
+        await step.do("publish", lambda: self.env.BUCKET.put(f"public/{key}", image_data))
+        return {"published": f"public/{key}", "description": description["description"]}
+
+
+# 2. User lifecycle -----------------------------------------------------------------------
+
+
+class UserLifecycleWorkflow(Workflow):
+    """Welcome a user, wait out the 7-day trial, and remind them if they did not convert."""
+
+    name = "user-lifecycle"
+
+    async def run(self, event, step):
+        await step.do("welcome email", lambda: send_email(self.env, event.payload["email"], "Welcome!"))
+        await step.sleep("trial period", "7 days")
+
+        def check_conversion():
+            user = self.env.DB.prepare("SELECT subscription_status FROM users WHERE id = ?").bind(event.payload["userId"]).first()
+            return user is not None and user["subscription_status"] == "active"
+
+        has_converted = await step.do("check conversion", check_conversion)
+        if not has_converted:
+            await step.do("trial expiration email", lambda: send_email(self.env, event.payload["email"], "Trial ending"))
+        return {"converted": has_converted}
+
+
+# 3. Data pipeline ------------------------------------------------------------------------
+
+
+def normalize_data(item):
+    return json.dumps({k: item[k] for k in sorted(item) if k != "id"}, sort_keys=True).lower()
+
+
+class DataPipelineWorkflow(Workflow):
+    """Extract JSON from a URL (retried), transform it, stage it in the bucket, load it into records."""
 
     name = "data-pipeline"
 
     async def run(self, event, step):
-        raw = await step.do("extract", fetch_rows, retries={"limit": 10, "delay": "30s", "backoff": "exponential"})
-        await step.sleep("cool down", event.payload.get("cool_down", "1 hour"))
-        approval = await step.wait_for_event("wait for approval", type="approval-response", timeout="48h")
-        return {"rows": len(raw), "approved": approval["payload"]["approved"]}
+        def extract():
+            try:
+                with urllib.request.urlopen(event.payload["sourceUrl"], timeout=30) as res:
+                    return json.loads(res.read())
+            except urllib.error.HTTPError as exc:
+                raise ConnectionError(f"Fetch failed: HTTP {exc.code}") from None
+
+        raw_data = await step.do("extract", extract, retries={"limit": 10, "delay": "30s", "backoff": "exponential"})
+        transformed = await step.do(
+            "transform", lambda: [{"id": item["id"], "normalized": normalize_data(item)} for item in raw_data]
+        )
+
+        def store():
+            # The seed names the file with Date.now(); inside a step that is safe (the result is kept).
+            key = f"processed/{int(time.time() * 1000)}.json"
+            self.env.BUCKET.put(key, json.dumps(transformed))
+            return {"key": key}
+
+        data_ref = await step.do("store", store)
+
+        def load():
+            data = self.env.BUCKET.get(data_ref["key"]).json()
+            for i in range(0, len(data), 100):
+                self.env.DB.batch([
+                    self.env.DB.prepare("INSERT INTO records VALUES (?, ?)").bind(item["id"], item["normalized"])
+                    for item in data[i : i + 100]
+                ])
+            return len(data)
+
+        loaded = await step.do("load", load)
+        return {"loaded": loaded, "ref": data_ref}
+
+
+# 4. Human-in-the-loop approval -----------------------------------------------------------
+
+
+class ApprovalWorkflow(Workflow):
+    """Record an approval request, wait up to 48 hours for a decision, act on it."""
+
+    name = "approval"
+    # What the approval inbox shows the approver (the dashboard reads it).
+    approval_context = "A request from {userId}: {summary}"
+
+    async def run(self, event, step):
+        db = self.env.DB
+        await step.do(
+            "create approval",
+            lambda: db.prepare("INSERT INTO approvals (id, user_id, status) VALUES (?, ?, ?)")
+            .bind(event.instance_id, event.payload["userId"], "pending").run(),
+        )
+        try:
+            approval = await step.wait_for_event("wait for approval", type="approval-response", timeout="48h")
+            if approval["payload"]["approved"]:
+                await step.do("process approval", lambda: db.prepare("UPDATE approvals SET status = ? WHERE id = ?").bind("approved", event.instance_id).run())
+                return "approved"
+            await step.do("handle rejection", lambda: db.prepare("UPDATE approvals SET status = ? WHERE id = ?").bind("rejected", event.instance_id).run())
+            return "rejected"
+        except WorkflowTimeoutError:
+            await step.do("auto reject", lambda: db.prepare("UPDATE approvals SET status = ? WHERE id = ?").bind("auto-rejected", event.instance_id).run())
+            return "auto-rejected"
+
+
+# 5. Fan-out ------------------------------------------------------------------------------
+
+
+def process_file(data: bytes) -> dict:
+    """CPU-bound work on a file's bytes (a checksum in pure Python, repeated)."""
+    rounds = 1 + len(data) // 4096
+    digest = 0
+    for _ in range(2000 * rounds):
+        for byte in data[:4096]:
+            digest = (digest * 31 + byte) % 1_000_000_007
+    return {"size": len(data), "digest": digest}
+
+
+class FanOutWorkflow(Workflow):
+    """Process every object under a prefix, each in its own step, in parallel across workers."""
+
+    name = "fan-out"
+
+    async def run(self, event, step):
+        prefix = event.payload.get("prefix", "incoming/")
+        files = await step.do("list", lambda: self.env.BUCKET.list(prefix=prefix))
+
+        def process(key):
+            def run():
+                started = time.time()
+                result = process_file(self.env.BUCKET.get(key).read())
+                return {"key": key, **result, "pid": os.getpid(), "started": started, "ended": time.time()}
+
+            return run
+
+        results = await asyncio.gather(*(step.do(f"process {i}", process(f["key"])) for i, f in enumerate(files["objects"])))
+        return {"processed": len(results), "bytes": sum(r["size"] for r in results)}
+
+
+# 6. Parent-child -------------------------------------------------------------------------
+
+
+class ParentWorkflow(Workflow):
+    """Start a child workflow inside a step, then carry on without waiting for it."""
+
+    name = "parent"
+
+    async def run(self, event, step):
+        def start_child():
+            child_id = f"child-{event.instance_id}"
+            try:
+                return self.env.CHILD_WORKFLOW.create(id=child_id, params={"data": event.payload.get("data")})
+            except DuplicateInstanceId:
+                # Beyond the seed: if the step is retried after the child was created (a crash
+                # before the result was saved), reuse that child instead of failing.
+                return self.env.CHILD_WORKFLOW.get(child_id)
+
+        child = await step.do("start child", start_child)
+        await step.do("other work", lambda: f"Child started: {child.id}")
+        return {"child": child.id}
+
+
+class ChildWorkflow(Workflow):
+    name = "child"
+
+    async def run(self, event, step):
+        return await step.do("child work", lambda: {"received": event.payload.get("data")})
+
+
+# 7. Race ---------------------------------------------------------------------------------
+
+
+async def slow_operation():
+    await asyncio.sleep(2)
+    return "slow"
+
+
+async def fast_operation():
+    await asyncio.sleep(0.1)
+    return "fast"
+
+
+class RaceWorkflow(Workflow):
+    """The first of two operations wins. Racing two steps directly is not replay-stable (both
+    keep running and are cached, so a replay may pick another "winner"); this example races
+    the operations inside one step, so the winner itself is stored."""
+
+    name = "race"
+
+    async def run(self, event, step):
+        async def race():
+            tasks = [asyncio.ensure_future(slow_operation()), asyncio.ensure_future(fast_operation())]
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            return done.pop().result()
+
+        winner = await step.do("race", race)
+        await step.sleep("let the loser finish", 1)  # a replay after this still sees the same winner
+        return {"winner": winner}
+
+
+class NaiveRaceWorkflow(Workflow):
+    """The seed's literal version: asyncio.wait over two steps. Both steps run and are cached."""
+
+    name = "race-naive"
+
+    async def run(self, event, step):
+        a = asyncio.ensure_future(step.do("option A", slow_operation))
+        b = asyncio.ensure_future(step.do("option B", fast_operation))
+        done, _ = await asyncio.wait([a, b], return_when=asyncio.FIRST_COMPLETED)
+        return {"winner": done.pop().result()}
+
+
+# 8. Scheduled chain ----------------------------------------------------------------------
+
+
+class DailyWorkflow(Workflow):
+    """Created every day at 09:00 UTC as daily-<scheduled time>; follows up a week later."""
+
+    name = "daily"
+    schedules = ["0 9 * * *"]
+    schedule_id_prefix = "daily"
+
+    async def run(self, event, step):
+        await step.do("daily task", lambda: {"slot": event.schedule["scheduled_time"] if event.schedule else None})
+        await step.sleep("wait 7 days", "7 days")
+        await step.do("weekly followup", lambda: "done")
+        return "done"
+
+
+# Beyond the seed: a workflow that fails for good, for the dashboard's retry button.
+class FlakyExportWorkflow(Workflow):
+    """Fails until a flag is set, to show retries, a failed step and 'retry from failed step'."""
+
+    name = "flaky-export"
+
+    async def run(self, event, step):
+        def export():
+            if not self.env.DB.prepare("SELECT 1 FROM approvals WHERE id = ? AND status = ?").bind("export-enabled", "on").first():
+                raise ConnectionError("the export service is unavailable (set approvals 'export-enabled' to 'on')")
+            return "exported"
+
+        return await step.do("export", export, retries={"limit": 2, "delay": "5s", "backoff": "constant"})

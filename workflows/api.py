@@ -40,6 +40,14 @@ def _encode_params(params, what="params"):
     return encode_limited(params, what=what, limit=conf.get("MAX_VALUE_BYTES"))
 
 
+def _parent() -> dict:
+    """parent_workflow/parent_instance_id when called from a step of another instance."""
+    from workflows.runtime import CURRENT_INSTANCE
+
+    current = CURRENT_INSTANCE.get()
+    return {"parent_workflow": current[0], "parent_instance_id": current[1]} if current else {}
+
+
 def _encode_create_params(params, what="params"):
     # Like Cloudflare, an instance created without params gets an empty dict as its payload.
     return _encode_params({} if params is None else params, what=what)
@@ -63,7 +71,7 @@ class WorkflowHandle:
             with transaction.atomic():
                 instance = Instance.objects.create(
                     workflow_name=self.name, instance_id=instance_id, params=text,
-                    created_at=now, updated_at=now, wake_at=now, due_at=now + grace(),
+                    created_at=now, updated_at=now, wake_at=now, due_at=now + grace(), **_parent(),
                 )
                 kick(instance.pk)
         except IntegrityError:
@@ -75,10 +83,11 @@ class WorkflowHandle:
             raise
         return InstanceHandle(self.name, instance_id, instance.pk)
 
-    def create_batch(self, items) -> list[InstanceHandle]:
+    def create_batch(self, items, *, schedule: dict | None = None) -> list[InstanceHandle]:
         """Create up to 100 instances at once; ids that already exist are skipped, not errors.
 
-        Returns the handles of the instances created, in the order given.
+        Returns the handles of the instances created, in the order given. ``schedule`` is set
+        by the cron scheduler (``event.schedule``).
         """
         if not isinstance(items, (list, tuple)):
             raise WorkflowError(f"create_batch takes a list of {{'id', 'params'}} dicts, not {type(items).__name__}")
@@ -103,8 +112,8 @@ class WorkflowHandle:
                     continue
                 taken.add(instance_id)
                 rows.append(Instance(
-                    workflow_name=self.name, instance_id=instance_id, params=text,
-                    created_at=now, updated_at=now, wake_at=now, due_at=now + grace(),
+                    workflow_name=self.name, instance_id=instance_id, params=text, schedule=schedule,
+                    created_at=now, updated_at=now, wake_at=now, due_at=now + grace(), **_parent(),
                 ))
             created = self._insert_skipping_races(rows)
             for instance in created:

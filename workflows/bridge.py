@@ -17,13 +17,24 @@ _STOP = object()
 class DatabaseBridge:
     def __init__(self):
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0  # touched only on the loop's thread
 
     async def call(self, fn, *args, **kwargs):
         """Run ``fn(*args, **kwargs)`` on the serving thread and return (or raise) its result."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        self._pending += 1
         self._jobs.put((fn, args, kwargs, future, loop))
-        return await future
+        try:
+            return await future
+        finally:
+            self._pending -= 1
+
+    async def settled(self) -> None:
+        """Return once no database job is waiting or running (after a few loop turns at most)."""
+        await asyncio.sleep(0)
+        while self._pending:
+            await asyncio.sleep(0.001)
 
     def serve(self, coroutine_factory):
         """Run ``coroutine_factory()`` on a loop in a helper thread; serve its jobs here until it ends."""

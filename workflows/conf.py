@@ -38,6 +38,14 @@ DEFAULTS = {
     # Apply workflows.testing modifications (mocked steps, skipped sleeps) in this process.
     # Set in the settings of worker processes that tests start; off in production.
     "TEST_OVERRIDES": False,
+    # Fan-out: steps of one instance running at once beyond this many in the coordinating
+    # worker are handed to other worker processes (CPU-bound fan-out then scales with the
+    # number of workers). Raise it for fan-out of I/O-bound steps, which threads serve well.
+    "LOCAL_STEP_CONCURRENCY": 4,
+    # How often a coordinating worker checks on the steps it handed out (seconds).
+    "FANOUT_POLL_SECONDS": 0.05,
+    # Named bindings available as self.env.NAME in workflows (see workflows/bindings).
+    "BINDINGS": {},
     # django-q2 worker processes started by `manage.py workflows worker`.
     "WORKERS": 2,
 }

@@ -21,6 +21,10 @@ class Workflow:
     name: str = ""
     # How long finished instances are kept (a duration); None means WORKFLOWS["RETENTION_DAYS"].
     retention = None
+    # Cron expressions (e.g. ["0 9 * * *"]); each slot creates one instance "<prefix>-<slot ms>"
+    # with event.schedule set. The prefix is schedule_id_prefix, or the workflow's name.
+    schedules: list[str] = []
+    schedule_id_prefix: str | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -29,19 +29,22 @@ def setup_demo(out, port: int = 8000) -> None:
     user.set_password(password)
     user.save()
 
-    from workflows import get_workflow
+    from django.conf import settings as django_settings
 
-    if "data-pipeline" in registered():
-        handle = get_workflow("data-pipeline")
-        handle.create_batch([{"id": "demo-1", "params": {"cool_down": "20s"}}])
+    starter = getattr(django_settings, "WORKFLOWS_DEMO_STARTER", None)
+    if starter:
+        from django.utils.module_loading import import_string
+
+        import_string(starter)(f"http://127.0.0.1:{port}")
     out.write(
         "\n"
+        f"  Open:       http://127.0.0.1:{port}/\n"
         f"  Login:      {username} / {password}\n"
-        f"  Admin:      http://127.0.0.1:{port}/admin/workflows/instance/\n"
         f"  Workflows:  {', '.join(sorted(registered()))}\n"
-        "  Instance demo-1 of data-pipeline extracts, sleeps 20 s, then waits for approval. Approve it with:\n"
-        "    .venv/bin/python manage.py shell -c \"from workflows import get_workflow; "
-        "get_workflow('data-pipeline').get('demo-1').send_event('approval-response', {'approved': True})\"\n\n"
+        "  Example instances are starting: some finish, one sleeps for 7 days, one keeps failing and\n"
+        "  retrying, two wait for approval. From a shell, try:\n"
+        "    .venv/bin/python manage.py workflows list\n"
+        "    .venv/bin/python manage.py workflows instances send-event approval demo-expense-17 --type approval-response --payload '{\"approved\": true}'\n\n"
     )
 
 

@@ -28,6 +28,7 @@ from workflows.models import Instance
 log = logging.getLogger("workflows.dispatch")
 
 TASK = "workflows.tasks.advance"
+STEP_TASK = "workflows.tasks.run_step"
 
 
 def kick(pk: int) -> None:
@@ -37,6 +38,15 @@ def kick(pk: int) -> None:
     from django_q.tasks import async_task
 
     async_task(TASK, pk, task_name=f"advance-{pk}")
+
+
+def kick_step(step_id: int) -> None:
+    """Queue "run step N for its instance" (fan-out). Inside the transaction that queued the step."""
+    if not conf.get("ENQUEUE"):
+        return
+    from django_q.tasks import async_task
+
+    async_task(STEP_TASK, step_id, task_name=f"step-{step_id}")
 
 
 def grace() -> timedelta:

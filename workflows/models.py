@@ -59,6 +59,12 @@ class Instance(models.Model):
     events_version = models.BigIntegerField(default=0)
     worker_crashes = models.IntegerField(default=0)
 
+    # Set when a step of another instance created this one (the parent-child pattern).
+    parent_workflow = models.CharField(max_length=64, null=True)
+    parent_instance_id = models.CharField(max_length=100, null=True)
+    # {"cron", "scheduled_time"} for instances created by a workflow's cron schedule.
+    schedule = models.JSONField(null=True)
+
     class Meta:
         db_table = "wf_instance"
         constraints = [
@@ -68,6 +74,7 @@ class Instance(models.Model):
             models.Index(fields=["due_at"], name="wf_instance_due", condition=models.Q(due_at__isnull=False)),
             models.Index(fields=["workflow_name", "status", "-created_at"], name="wf_instance_list"),
             models.Index(fields=["-created_at"], name="wf_instance_created"),
+            models.Index(fields=["parent_workflow", "parent_instance_id"], name="wf_instance_parent"),
         ]
         # Enforced by the dashboard and the HTTP API (the engine's Python API trusts its caller).
         permissions = [
@@ -86,6 +93,7 @@ class StepKind(models.TextChoices):
 
 
 class StepStatus(models.TextChoices):
+    QUEUED = "queued"          # handed to another worker process (fan-out), not started yet
     RUNNING = "running"        # an attempt is executing
     RETRYING = "retrying"      # waiting out a retry delay until wake_at
     SLEEPING = "sleeping"      # a sleep until wake_at
@@ -114,6 +122,10 @@ class Step(models.Model):
     event_type = models.CharField(max_length=100, null=True)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True)
+    # Set while another worker process runs this step for its instance (fan-out); that
+    # worker's writes are fenced on it, as an instance's are on the instance lease.
+    lease_token = models.CharField(max_length=32, null=True)
+    lease_until = models.DateTimeField(null=True)
 
     class Meta:
         db_table = "wf_step"

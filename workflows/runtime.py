@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import functools
 import inspect
@@ -34,6 +35,7 @@ from types import SimpleNamespace
 from django.db import close_old_connections
 
 from workflows import clock, conf, overrides, store
+from workflows.bindings import env
 from workflows.bridge import DatabaseBridge
 from workflows.definition import lookup
 from workflows.durations import MAX_SLEEP_SECONDS, parse_bounded, parse_duration
@@ -67,6 +69,11 @@ DRAIN_FLAG = None
 # ORM and so several steps of one instance can run at once (fan-out with gather).
 _callback_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="workflow-step")
 _MAX_REPLAYS_PER_TASK = 200
+
+
+# (workflow name, instance id) of the instance whose replay is running in this context, so
+# that an instance created inside a step records its parent.
+CURRENT_INSTANCE: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("workflows_current_instance", default=None)
 
 
 class Suspend(BaseException):
@@ -151,13 +158,14 @@ def public_error(record: dict) -> dict:
 class WorkflowEvent:
     """The first argument of run(): read-only params and who/when this instance is."""
 
-    __slots__ = ("_payload", "instance_id", "workflow_name", "timestamp")
+    __slots__ = ("_payload", "instance_id", "workflow_name", "timestamp", "schedule")
 
-    def __init__(self, payload, instance_id: str, workflow_name: str, timestamp: datetime):
+    def __init__(self, payload, instance_id: str, workflow_name: str, timestamp: datetime, schedule: dict | None = None):
         self._payload = freeze(payload)
         self.instance_id = instance_id
         self.workflow_name = workflow_name
         self.timestamp = timestamp
+        self.schedule = freeze(schedule)
 
     @property
     def payload(self):
@@ -197,6 +205,13 @@ def _takes_ctx(fn) -> bool:
         return _takes_argument(fn)
     except TypeError:  # unhashable callable
         return _takes_argument.__wrapped__(fn)
+
+
+def _in_savepoint(fn, *args):
+    from django.db import transaction
+
+    with transaction.atomic():
+        return fn(*args)
 
 
 def _call_in_thread(fn, args):
@@ -272,8 +287,15 @@ class SyncWorkflowStep:
 class Runner:
     """Replays one claimed instance until it finishes, parks, or is handed back."""
 
-    def __init__(self, claim: store.Claim, bridge: DatabaseBridge, *, inline_callbacks: bool = False):
+    def __init__(self, claim: store.Claim, bridge: DatabaseBridge, *, inline_callbacks: bool = False, target_keys=None):
         self.inline_callbacks = inline_callbacks
+        self.bridge = bridge
+        # Remote mode (fan-out): replay only to run these steps for the instance's coordinator.
+        self.target_keys = set(target_keys or ())
+        self.remote = bool(self.target_keys)
+        self.local_running = 0
+        self.remote_waiters: dict[int, asyncio.Future] = {}
+        self.watcher = None
         self.claim = claim
         self.lease = claim.lease
         self.instance = claim.instance
@@ -324,14 +346,19 @@ class Runner:
         self.quiet = loop.create_future()
         self.async_run = self.workflow_cls.is_async()
 
-        event = WorkflowEvent(decode(self.instance.params), self.instance.instance_id, self.instance.workflow_name, self.instance.created_at)
+        event = WorkflowEvent(
+            decode(self.instance.params), self.instance.instance_id, self.instance.workflow_name,
+            self.instance.created_at, self.instance.schedule,
+        )
+        CURRENT_INSTANCE.set((self.instance.workflow_name, self.instance.instance_id))
         workflow = self.workflow_cls()
+        workflow.env = env
         step = WorkflowStep(self)
         if self.async_run:
             run_task = asyncio.ensure_future(workflow.run(event, step))
         else:
             run_task = asyncio.ensure_future(loop.run_in_executor(
-                _callback_pool, _call_in_thread, workflow.run, (event, SyncWorkflowStep(step, loop))
+                _callback_pool, contextvars.copy_context().run, _call_in_thread, workflow.run, (event, SyncWorkflowStep(step, loop))
             ))
         await asyncio.wait({run_task, self.quiet}, return_when=asyncio.FIRST_COMPLETED)
         if not run_task.done():
@@ -361,8 +388,16 @@ class Runner:
         except Abandon:
             return "abandoned"
 
+    async def run_target(self) -> str:
+        """Remote mode: one replay that runs the target step; the instance itself is not touched."""
+        return await self.replay()
+
     async def _conclude(self, outcome: str, value) -> str:
         now = clock.now()
+        if self.remote:
+            if any(self.steps[key].status == StepStatus.QUEUED for key in self.target_keys):
+                await self.db(store.release_steps, self.lease)
+            return ", ".join(sorted(f"{key[1]}: {self.steps[key].status}" for key in self.target_keys))
         if outcome == "abandon":
             log.info("%s: lease lost (terminated, restarted or taken over); stopping", self.label)
             return "abandoned"
@@ -411,6 +446,8 @@ class Runner:
         """Called before anything new is written: refuse once this pass is ending."""
         if self.stop_reason is not None:
             raise Suspend(self.stop_reason)
+        if self.remote:
+            return
         if DRAIN_FLAG is not None and DRAIN_FLAG.value:
             self._stop("handback")
         if time.monotonic() - self.started > conf.get("RUN_SLICE_SECONDS"):
@@ -482,13 +519,85 @@ class Runner:
         if row is not None and row.status == StepStatus.FAILED:
             raise rebuild_error(row.error)
         config = self._config(name, row, retries, timeout)
+        if self.remote and key not in self.target_keys:
+            await self._park()  # a fan-out worker runs its claimed steps, nothing else
         if row is not None and row.status == StepStatus.RETRYING and row.wake_at > clock.now():
             await self._park()
         self._enter()
         try:
-            return await self._execute(key, row, config, fn)
+            if not self.remote and row is not None and (row.status == StepStatus.QUEUED or row.lease_token):
+                return await self._delegate(key, row, config, fn)  # handed out earlier: wait for it
+            if self._can_delegate() and self.local_running >= conf.get("LOCAL_STEP_CONCURRENCY"):
+                return await self._delegate(key, row, config, fn)
+            return await self._run_local(key, row, config, fn)
         finally:
             self._leave()
+
+    # ---- fan-out across worker processes
+
+    def _can_delegate(self) -> bool:
+        return not self.remote and not self.inline_callbacks and bool(conf.get("ENQUEUE"))
+
+    async def _run_local(self, key, row, config, fn, *, steal: bool = False):
+        self.local_running += 1
+        try:
+            return await self._execute(key, row, config, fn, steal=steal)
+        finally:
+            self.local_running -= 1
+
+    async def _delegate(self, key, row, config, fn):
+        """Hand the step to another worker and wait; run it here instead if a local slot frees first."""
+        if row is None or (row.status not in (StepStatus.QUEUED, StepStatus.RUNNING) and not row.lease_token):
+            self._may_start_new_work()
+            seq = row.seq if row is not None else self._new_seq()
+            row = await self._store(store.queue_remote_step, self.lease, key, row, seq, storable_config(config), clock.now())
+            self.steps[key] = row
+        while True:
+            waiter = asyncio.get_running_loop().create_future()
+            self.remote_waiters[row.id] = waiter
+            if self.watcher is None:
+                self.watcher = asyncio.ensure_future(self._watch_remote_steps())
+            outcome, state = await waiter
+            if outcome == "steal":
+                try:
+                    return await self._run_local(key, row, config, fn, steal=True)
+                except store.StepTaken:
+                    continue
+            row.status, row.attempts, row.wake_at, row.lease_token = state["status"], state["attempts"], state["wake_at"], None
+            if state["status"] == StepStatus.SUCCEEDED:
+                row.result = state["result"]
+                return decode(row.result)
+            if state["status"] == StepStatus.FAILED:
+                row.error = state["error"]
+                raise rebuild_error(state["error"])
+            return await self._wait_for_retry()  # RETRYING: park until its delay is over
+
+    async def _watch_remote_steps(self):
+        """One query per tick for every handed-out step: finished ones wake their branch, queued
+        ones are taken back when a local slot is free, those of dead workers are re-queued."""
+        try:
+            while self.remote_waiters:
+                await asyncio.sleep(conf.get("FANOUT_POLL_SECONDS"))
+                states = await self._store(store.watch_steps, self.lease, list(self.remote_waiters), clock.now())
+                free = conf.get("LOCAL_STEP_CONCURRENCY") - self.local_running
+                for step_id, state in states.items():
+                    waiter = self.remote_waiters.get(step_id)
+                    if waiter is None:
+                        continue
+                    if state["status"] in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.RETRYING):
+                        del self.remote_waiters[step_id]
+                        waiter.set_result(("done", state))
+                    elif state["status"] == StepStatus.QUEUED and not state["lease_token"] and free > 0:
+                        del self.remote_waiters[step_id]
+                        waiter.set_result(("steal", state))
+                        free -= 1
+        except BaseException as exc:
+            for waiter in self.remote_waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(exc if isinstance(exc, (Abandon, Suspend)) else Abandon())
+            self.remote_waiters.clear()
+        finally:
+            self.watcher = None
 
     def _config(self, name, row, retries, timeout) -> dict:
         """The step's config; frozen at its first execution (later code changes do not apply)."""
@@ -500,9 +609,9 @@ class Runner:
             frozen["retries"]["delay"] = live["retries"]["delay"]
         return frozen
 
-    async def _execute(self, key, row, config, fn):
+    async def _execute(self, key, row, config, fn, *, steal: bool = False):
         kind, name, occurrence = key
-        if row is not None and row.status == StepStatus.RUNNING:
+        if not steal and row is not None and row.status == StepStatus.RUNNING:
             # The worker running the last attempt died; the claim recorded it as failed.
             error = WorkflowInternalError(store.INTERNAL_ERROR["message"])
             log.warning("%s: step %r attempt %d was interrupted by a worker crash", self.label, name, row.attempts)
@@ -511,9 +620,14 @@ class Runner:
             self._may_start_new_work()
             now = clock.now()
             seq = row.seq if row is not None else self._new_seq()
-            row = await self._store(store.begin_attempt, self.lease, key, row, seq, storable_config(config), now)
+            row = await self._store(store.begin_attempt, self.lease, key, row, seq, storable_config(config), now, steal=steal)
+            steal = False
             self.steps[key] = row
             ctx = StepContext(name, occurrence, row.attempts, storable_config(config))
+            # Let the database work that sibling branches queued in this tick (handing steps
+            # to other workers, above all) finish before a possibly CPU-bound callback starts
+            # competing with it for the GIL.
+            await self.bridge.settled()
             try:
                 value = await self._attempt(fn, ctx, config["timeout"])
                 text = encode_limited(value, what=f'Value returned from step "{name}"', limit=conf.get("MAX_VALUE_BYTES"))
@@ -575,12 +689,15 @@ class Runner:
             async with asyncio.timeout(timeout) as deadline:
                 if inspect.iscoroutinefunction(fn):
                     return await fn(*args)
+                context = contextvars.copy_context()
                 if self.inline_callbacks:
-                    # In-process runs (tests): on the connection's own thread, inside its transaction.
-                    value = await self.db(fn, *args)
+                    # In-process runs (tests): on the connection's own thread, inside its
+                    # transaction; a savepoint keeps a failing SQL statement in the callback
+                    # from aborting that whole transaction (as autocommit does in a worker).
+                    value = await self.db(context.run, _in_savepoint, fn, *args)
                 else:
                     loop = asyncio.get_running_loop()
-                    value = await loop.run_in_executor(_callback_pool, _call_in_thread, fn, args)
+                    value = await loop.run_in_executor(_callback_pool, context.run, _call_in_thread, fn, args)
                 if inspect.isawaitable(value):
                     value = await value
                 return value
@@ -646,6 +763,10 @@ class Runner:
         row = self.steps.get(key)
         now = clock.now()
         skip = self.overrides.sleep_disabled(name, key[2])
+        if self.remote:
+            if row is None or (row.status != StepStatus.SUCCEEDED and row.wake_at > now):
+                await self._park()
+            return None
         if row is not None:
             if row.status == StepStatus.SUCCEEDED:
                 return None
@@ -671,6 +792,8 @@ class Runner:
             return decode(row.result)
         if row is not None and row.status == StepStatus.FAILED:
             raise rebuild_error(row.error)
+        if self.remote:
+            await self._park()
         now = clock.now()
         if row is None:
             self._may_start_new_work()
@@ -706,14 +829,14 @@ class _Heartbeat:
 
     def track(self, lease):
         with self.lock:
-            self.leases[lease.pk] = lease
+            self.leases[id(lease)] = lease
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._loop, name="workflow-heartbeat", daemon=True)
                 self.thread.start()
 
     def untrack(self, lease):
         with self.lock:
-            self.leases.pop(lease.pk, None)
+            self.leases.pop(id(lease), None)
 
     def _loop(self):
         while True:
@@ -759,3 +882,18 @@ def advance(pk: int, *, renew_leases: bool = True, inline_callbacks: bool = Fals
     finally:
         if renew_leases:
             heartbeat.untrack(claim.lease)
+
+
+def run_step(step_id: int) -> str:
+    """Run one handed-out step for its instance (fan-out). Safe to call for any id, any time."""
+    claimed = store.claim_step(step_id, clock.now(), batch=conf.get("LOCAL_STEP_CONCURRENCY"))
+    if claimed is None:
+        return "not claimed"
+    lease, claim, keys = claimed
+    bridge = DatabaseBridge()
+    runner = Runner(claim, bridge, target_keys=keys)
+    heartbeat.track(lease)
+    try:
+        return bridge.serve(runner.run_target)
+    finally:
+        heartbeat.untrack(lease)

@@ -18,7 +18,7 @@ from django.db.models import Case, F, Min, Q, Value, When
 from django.db.models.functions import Coalesce
 
 from workflows import conf
-from workflows.models import PENDING_STEP, Attempt, Event, Instance, Status, Step, StepStatus
+from workflows.models import PENDING_STEP, TERMINAL, Attempt, Event, Instance, Status, Step, StepStatus
 from workflows.values import encode
 
 INTERNAL_ERROR = {"name": "WorkflowInternalError", "message": "Attempt failed due to internal workflows error (the worker running it stopped)"}
@@ -40,6 +40,30 @@ class Lease:
 
 
 @dataclass
+class StepLease:
+    """A worker running steps of an instance for its coordinator (fan-out), under one token."""
+
+    step_id: int  # the step whose kick started it; others may share the token
+    pk: int  # the instance
+    token: str
+
+
+def _step_row(lease, row_id: int):
+    """The step's row, fenced on the step lease when a fan-out worker writes it."""
+    qs = Step.objects.filter(pk=row_id)
+    return qs.filter(lease_token=lease.token) if isinstance(lease, StepLease) else qs
+
+
+def _update_step(lease, row_id: int, **changes) -> None:
+    if not _step_row(lease, row_id).update(**changes):
+        raise LeaseLost()
+
+
+class StepTaken(Exception):
+    """Another worker claimed the queued step first."""
+
+
+@dataclass
 class StepRow:
     """The in-memory copy of a Step row that replay reads instead of querying per step."""
 
@@ -54,6 +78,7 @@ class StepRow:
     config: dict | None = None
     attempts: int = 0
     wake_at: datetime | None = None
+    lease_token: str | None = None  # set while another worker process runs the step
 
 
 @dataclass
@@ -103,12 +128,16 @@ def claim(pk: int, now: datetime) -> Claim | None:
         if not updated:
             return None
         instance = Instance.objects.get(pk=pk)
-        open_attempts = Attempt.objects.filter(step__instance_id=pk, ended_at__isnull=True)
+        # Attempts left open by a dead worker; steps another worker runs right now (a live
+        # fan-out lease) are still in flight and stay as they are.
+        open_attempts = Attempt.objects.filter(step__instance_id=pk, ended_at__isnull=True).exclude(
+            step__lease_token__isnull=False, step__lease_until__gte=now
+        )
         open_attempts.update(ended_at=now, success=False, error=INTERNAL_ERROR)
         rows = {}
         max_seq = 0
         for s in Step.objects.filter(instance_id=pk).values(
-            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at"
+            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at", "lease_token"
         ):
             row = StepRow(**s)
             rows[(row.kind, row.name, row.occurrence)] = row
@@ -116,9 +145,19 @@ def claim(pk: int, now: datetime) -> Claim | None:
     return Claim(Lease(pk, token, instance.events_version), instance, rows, max_seq)
 
 
-def _fence(lease: Lease, now: datetime, *, check_pause: bool = False, **extra) -> None:
-    """Renew our lease (and apply ``extra`` instance updates) or raise LeaseLost/PauseRequested."""
+def _fence(lease, now: datetime, *, check_pause: bool = False, **extra) -> None:
+    """Renew our lease (and apply ``extra`` instance updates) or raise LeaseLost/PauseRequested.
+
+    For a StepLease: the step must still be ours and its instance unfinished (a step in
+    flight finishes even if a pause was asked; terminate and restart stop it).
+    """
     until = _lease_until(now)
+    if isinstance(lease, StepLease):
+        if not Step.objects.filter(instance_id=lease.pk, lease_token=lease.token).update(lease_until=until):
+            raise LeaseLost()
+        if not Instance.objects.filter(pk=lease.pk).exclude(status__in=TERMINAL).exists():
+            raise LeaseLost()
+        return
     qs = Instance.objects.filter(pk=lease.pk, lease_token=lease.token)
     if check_pause:
         updated = qs.filter(pause_requested=False).update(lease_until=until, due_at=until, updated_at=now, **extra)
@@ -131,23 +170,34 @@ def _fence(lease: Lease, now: datetime, *, check_pause: bool = False, **extra) -
         raise LeaseLost()
 
 
-def renew(lease: Lease, now: datetime) -> bool:
+def renew(lease, now: datetime) -> bool:
     """Heartbeat for a long step; False when the lease is gone."""
+    if isinstance(lease, StepLease):
+        return renew_step(lease, now)
     until = _lease_until(now)
     return bool(
         Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(lease_until=until, due_at=until)
     )
 
 
-def begin_attempt(lease: Lease, key, row: StepRow | None, seq: int, config: dict, now: datetime) -> StepRow:
+def begin_attempt(lease, key, row: StepRow | None, seq: int, config: dict, now: datetime, *, steal: bool = False) -> StepRow:
     """Record that an attempt of a step.do starts, before user code runs.
 
-    Committing this first is what lets a crash mid-attempt be seen and counted.
+    Committing this first is what lets a crash mid-attempt be seen and counted. With
+    ``steal`` the step must still be queued for another worker, and is taken back from it.
     """
     kind, name, occurrence = key
     with transaction.atomic():
         _fence(lease, now, check_pause=True)
-        if row is None:
+        if steal:
+            taken = Step.objects.filter(pk=row.id, status=StepStatus.QUEUED, lease_token__isnull=True).update(
+                status=StepStatus.RUNNING, attempts=F("attempts") + 1, wake_at=None
+            )
+            if not taken:
+                raise StepTaken()
+            row.attempts += 1
+            row.status = StepStatus.RUNNING
+        elif row is None:
             step = Step.objects.create(
                 instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
                 status=StepStatus.RUNNING, config=config, attempts=1, started_at=now,
@@ -157,7 +207,7 @@ def begin_attempt(lease: Lease, key, row: StepRow | None, seq: int, config: dict
             row.attempts += 1
             row.status = StepStatus.RUNNING
             row.wake_at = None
-            Step.objects.filter(pk=row.id).update(status=StepStatus.RUNNING, attempts=row.attempts, wake_at=None)
+            _update_step(lease, row.id, status=StepStatus.RUNNING, attempts=row.attempts, wake_at=None)
         Attempt.objects.create(step_id=row.id, number=row.attempts, started_at=now)
     return row
 
@@ -165,7 +215,7 @@ def begin_attempt(lease: Lease, key, row: StepRow | None, seq: int, config: dict
 def attempt_succeeded(lease: Lease, row: StepRow, result_text: str, now: datetime) -> None:
     with transaction.atomic():
         _fence(lease, now, worker_crashes=0)
-        Step.objects.filter(pk=row.id).update(status=StepStatus.SUCCEEDED, result=result_text, ended_at=now)
+        _update_step(lease, row.id, status=StepStatus.SUCCEEDED, result=result_text, ended_at=now, lease_token=None)
         Attempt.objects.filter(step_id=row.id, number=row.attempts).update(ended_at=now, success=True)
     row.status = StepStatus.SUCCEEDED
     row.result = result_text
@@ -186,11 +236,103 @@ def attempt_failed(
         elif retry_delay is not None:
             Attempt.objects.filter(step_id=row.id, number=row.attempts).update(retry_delay=retry_delay)
         if retry_at is None:
-            Step.objects.filter(pk=row.id).update(status=StepStatus.FAILED, error=error, ended_at=now, wake_at=None)
+            _update_step(lease, row.id, status=StepStatus.FAILED, error=error, ended_at=now, wake_at=None, lease_token=None)
             row.status, row.error, row.wake_at = StepStatus.FAILED, error, None
-        else:
-            Step.objects.filter(pk=row.id).update(status=StepStatus.RETRYING, wake_at=retry_at)
+        elif retry_at > now:
+            # Waiting out a delay: a remote worker (fan-out) lets go of the step.
+            _update_step(lease, row.id, status=StepStatus.RETRYING, wake_at=retry_at, lease_token=None)
             row.status, row.wake_at = StepStatus.RETRYING, retry_at
+        else:
+            _update_step(lease, row.id, status=StepStatus.RETRYING, wake_at=retry_at)
+            row.status, row.wake_at = StepStatus.RETRYING, retry_at
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+def queue_remote_step(lease: Lease, key, row: StepRow | None, seq: int, config: dict, now: datetime) -> StepRow:
+    """Hand a step to another worker: the step row says "queued" and a run_step kick goes out."""
+    from workflows.dispatch import kick_step
+
+    kind, name, occurrence = key
+    with transaction.atomic():
+        _fence(lease, now, check_pause=True)
+        if row is None:
+            step = Step.objects.create(
+                instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
+                status=StepStatus.QUEUED, config=config, attempts=0, started_at=now,
+            )
+            row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.QUEUED, config=config)
+        else:
+            Step.objects.filter(pk=row.id).update(status=StepStatus.QUEUED, wake_at=None, lease_token=None)
+            row.status, row.wake_at = StepStatus.QUEUED, None
+        kick_step(row.id)
+    return row
+
+
+def watch_steps(lease: Lease, step_ids: list[int], now: datetime) -> dict[int, dict]:
+    """The coordinator's view of the steps it handed out; re-queues those whose worker died."""
+    from workflows.dispatch import kick_step
+
+    with transaction.atomic():
+        _fence(lease, now)
+        rows = {
+            r["id"]: r
+            for r in Step.objects.filter(pk__in=step_ids).values("id", "status", "result", "error", "attempts", "wake_at", "lease_token", "lease_until")
+        }
+        for step_id, r in rows.items():
+            if r["lease_token"] and r["lease_until"] and r["lease_until"] < now and r["status"] in (StepStatus.QUEUED, StepStatus.RUNNING):
+                Attempt.objects.filter(step_id=step_id, ended_at__isnull=True).update(ended_at=now, success=False, error=INTERNAL_ERROR)
+                Step.objects.filter(pk=step_id, lease_token=r["lease_token"]).update(status=StepStatus.QUEUED, lease_token=None, lease_until=None)
+                r["status"], r["lease_token"] = StepStatus.QUEUED, None
+                kick_step(step_id)
+    return rows
+
+
+def claim_step(step_id: int, now: datetime, batch: int = 1):
+    """Take a queued step (or one whose worker died) to run it, plus up to ``batch - 1`` more
+    queued steps of the same instance; returns (StepLease, Claim, target keys) or None."""
+    token = uuid.uuid4().hex
+    claimable_step = Q(status=StepStatus.QUEUED, lease_token__isnull=True) | Q(
+        status__in=[StepStatus.QUEUED, StepStatus.RUNNING], lease_token__isnull=False, lease_until__lt=now
+    )
+    with transaction.atomic():
+        taken = (
+            Step.objects.filter(pk=step_id).filter(claimable_step).exclude(instance__status__in=TERMINAL)
+            .update(lease_token=token, lease_until=_lease_until(now))
+        )
+        if not taken:
+            return None
+        step = Step.objects.select_related("instance").get(pk=step_id)
+        if batch > 1:
+            more = list(
+                Step.objects.filter(instance_id=step.instance_id, status=StepStatus.QUEUED, lease_token__isnull=True)
+                .exclude(pk=step_id).order_by("seq").values_list("pk", flat=True)[: batch - 1]
+            )
+            Step.objects.filter(pk__in=more, lease_token__isnull=True).update(lease_token=token, lease_until=_lease_until(now))
+        Attempt.objects.filter(step__lease_token=token, ended_at__isnull=True).update(ended_at=now, success=False, error=INTERNAL_ERROR)
+        rows = {}
+        max_seq = 0
+        targets = set()
+        for s in Step.objects.filter(instance_id=step.instance_id).values(
+            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at", "lease_token"
+        ):
+            row = StepRow(**s)
+            rows[(row.kind, row.name, row.occurrence)] = row
+            max_seq = max(max_seq, row.seq)
+            if row.lease_token == token:
+                targets.add((row.kind, row.name, row.occurrence))
+    lease = StepLease(step_id, step.instance_id, token)
+    return lease, Claim(lease, step.instance, rows, max_seq), targets
+
+
+def release_steps(lease: StepLease) -> None:
+    """Give back claimed steps this worker did not reach; the coordinator will run them."""
+    Step.objects.filter(instance_id=lease.pk, lease_token=lease.token, status=StepStatus.QUEUED).update(lease_token=None, lease_until=None)
+
+
+def renew_step(lease: StepLease, now: datetime) -> bool:
+    return bool(Step.objects.filter(instance_id=lease.pk, lease_token=lease.token).update(lease_until=_lease_until(now)))
 
 
 def begin_sleep(lease: Lease, key, seq: int, wake_at: datetime, now: datetime) -> StepRow:

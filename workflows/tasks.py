@@ -6,3 +6,7 @@ from workflows import runtime
 
 def advance(pk: int) -> str:
     return runtime.advance(pk)
+
+
+def run_step(step_id: int) -> str:
+    return runtime.run_step(step_id)

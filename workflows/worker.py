@@ -40,6 +40,9 @@ def run_worker(workers: int | None = None) -> None:
     # Created before the cluster forks, so every worker process inherits it.
     runtime.DRAIN_FLAG = multiprocessing.get_context("fork").RawValue("b", 0)
     stop = threading.Event()
+    from workflows.schedules import sync_schedules
+
+    sync_schedules()
     connections.close_all()  # never share a connection with forked children
     cluster = Cluster(get_broker())
 

@@ -1,0 +1,25 @@
+"""Mail sent by this process (Django's test outbox) or by worker processes (the file backend)."""
+import email
+import os
+from email import policy
+
+from django.conf import settings
+from django.core import mail
+
+
+def sent_messages() -> list[tuple[str, str]]:
+    """(to, subject) of every message sent so far."""
+    sent = [(", ".join(m.to), m.subject) for m in getattr(mail, "outbox", [])]
+    directory = settings.EMAIL_FILE_PATH if hasattr(settings, "EMAIL_FILE_PATH") else None
+    for name in sorted(os.listdir(directory)) if directory and os.path.isdir(directory) else []:
+        with open(os.path.join(directory, name), "rb") as fh:
+            # The file backend separates messages with a line of dashes.
+            for chunk in fh.read().split(b"\n" + b"-" * 79 + b"\n"):
+                if chunk.strip():
+                    message = email.message_from_bytes(chunk.strip(), policy=policy.default)
+                    sent.append((message["To"], message["Subject"]))
+    return sent
+
+
+def sent_to(address: str) -> list[str]:
+    return [subject for to, subject in sent_messages() if address in to]
