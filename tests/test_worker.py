@@ -10,7 +10,7 @@ import pytest
 
 from tests.testapp.ledger import count, read
 from workflows import get_workflow
-from workflows.models import Attempt
+from workflows.models import Attempt, Step
 from workflows.testing import WorkerRunner
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -121,3 +121,22 @@ def test_a_step_longer_than_the_lease_is_kept_by_its_worker_and_runs_once(worker
     wait_for(status_is(instance, "complete"), 40, "the long step", runner)
     assert count(instance.id, "long") == 1, "another worker took over a live lease"
     assert Attempt.objects.filter(step__instance__instance_id=instance.id).count() == 1
+
+
+def test_a_worker_killed_mid_fan_out_loses_nothing_and_reruns_only_unfinished_steps(workers, runner, uid):
+    first = workers()
+    workers()
+    instance = get_workflow("t-slow-fanout").create(id=uid(), params={"n": 8})
+    committed = Step.objects.filter(instance__instance_id=instance.id, status="succeeded", name__startswith="part")
+    wait_for(lambda: committed.count() >= 2, 60, "two parts to finish", runner)
+    runner.kill(first)
+    # Finished means committed: a callback that ran to its end but was killed before its
+    # result was saved runs again (at-least-once), a committed one never does.
+    finished_before_kill = {int(name.split()[1]) for name in committed.values_list("name", flat=True)}
+    workers()
+    wait_for(status_is(instance, "complete"), 120, "the fan-out to complete", runner)
+    assert instance.status()["output"] == sum(range(8))
+    starts = [e["i"] for e in read(instance.id, "start")]
+    for i in finished_before_kill:
+        assert starts.count(i) == 1, f"part {i} had finished, yet ran again"
+    assert {e["i"] for e in read(instance.id, "end")} == set(range(8))

@@ -291,3 +291,23 @@ class Trial(Workflow):
         if not converted and approval["payload"]["approved"]:
             return await step.do("extend trial", lambda: "extended")
         return "expired"
+
+
+class SlowFanOut(Workflow):
+    """Fan-out of staggered sleeps that record start and end, for crash tests."""
+
+    name = "t-slow-fanout"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+
+        def part(i):
+            def callback():
+                record(iid, "start", i=i)
+                time.sleep(0.5 + 0.6 * i)
+                record(iid, "end", i=i)
+                return i
+
+            return callback
+
+        return sum(await asyncio.gather(*(step.do(f"part {i}", part(i)) for i in range(event.payload.get("n", 8)))))
