@@ -27,6 +27,12 @@ class ImageProcessingWorkflow(Workflow):
 
     name = "image-processing"
 
+    @staticmethod
+    def approval_context(params, outputs):
+        """What the inbox shows the approver: the image and what the AI saw in it."""
+        seen = (outputs.get("generate description") or {}).get("description", "(not described yet)")
+        return f"Publish {params.get('imageKey')}? {seen}"
+
     async def run(self, event, step):
         key = event.payload["imageKey"]
         image_data = await step.do("fetch", lambda: self.env.BUCKET.get(key).read())
@@ -120,7 +126,7 @@ class ApprovalWorkflow(Workflow):
     """Record an approval request, wait up to 48 hours for a decision, act on it."""
 
     name = "approval"
-    # What the approval inbox shows the approver (the dashboard reads it).
+    # What the approval inbox shows the approver: a format string over the params.
     approval_context = "A request from {userId}: {summary}"
 
     async def run(self, event, step):

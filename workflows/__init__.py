@@ -8,7 +8,10 @@ is still loading apps (e.g. from an app's workflows.py).
 from workflows.definition import Workflow
 from workflows.errors import NonRetryableError, WorkflowError, WorkflowTimeoutError
 
-__all__ = ["Workflow", "NonRetryableError", "WorkflowTimeoutError", "WorkflowError", "get_workflow", "list_workflows", "list_instances"]
+__all__ = [
+    "Workflow", "NonRetryableError", "WorkflowTimeoutError", "WorkflowError", "get_workflow",
+    "list_workflows", "list_instances", "list_pending_waits",
+]
 
 
 def get_workflow(name: str):
@@ -30,3 +33,10 @@ def list_instances(workflow=None, **filters):
     from workflows.queries import list_instances as _list_instances
 
     return _list_instances(workflow, **filters)
+
+
+def list_pending_waits(**filters):
+    """Every wait_for_event waiting now, soonest deadline first (what the approval inbox shows)."""
+    from workflows.queries import list_pending_waits as _list_pending_waits
+
+    return _list_pending_waits(**filters)

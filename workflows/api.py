@@ -261,6 +261,25 @@ class InstanceHandle:
             elif instance.status == Status.WAITING_FOR_PAUSE:
                 Instance.objects.filter(pk=self._pk).update(status=Status.RUNNING, pause_requested=False, updated_at=now)
 
+    def retry_now(self) -> int:
+        """Run steps that sit in a retry delay now instead of at the end of their delay.
+
+        Returns how many steps were woken; 0 (and no change) when none waits for a retry.
+        """
+        now = clock.now()
+        with transaction.atomic():
+            instance = self._row(lock=True)
+            woken = Step.objects.filter(instance_id=self._pk, status=StepStatus.RETRYING).update(wake_at=now)
+            if woken and instance.status == Status.WAITING:
+                Instance.objects.filter(pk=self._pk).update(wake_at=now, due_at=now + grace(), updated_at=now)
+                kick(self._pk)
+        return woken
+
+    def failed_step(self) -> tuple[str, int] | None:
+        """(name, count) of the step whose final failure errored the instance, if any."""
+        step = Step.objects.filter(instance_id=self._pk, status=StepStatus.FAILED).order_by("-seq").first()
+        return (step.name, step.occurrence) if step else None
+
     def terminate(self) -> None:
         """Stop the instance for good; a step in flight is abandoned and its result discarded."""
         now = clock.now()

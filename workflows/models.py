@@ -132,7 +132,11 @@ class Step(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["instance", "kind", "name", "occurrence"], name="wf_step_unique_key"),
         ]
-        indexes = [models.Index(fields=["instance", "status"], name="wf_step_pending")]
+        indexes = [
+            models.Index(fields=["instance", "status"], name="wf_step_pending"),
+            # The approval inbox: waiting event waits by deadline.
+            models.Index(fields=["kind", "status", "wake_at"], name="wf_step_waits", condition=models.Q(status="waiting")),
+        ]
 
     def __str__(self):
         return f"{self.kind} {self.name}-{self.occurrence}"

@@ -97,7 +97,7 @@ def list_workflows() -> list[dict]:
         {
             "name": name,
             "registered": name in classes,
-            "description": (classes[name].__doc__ or "").strip().split("\n")[0] if name in classes else "",
+            "description": " ".join((classes[name].__doc__ or "").strip().split("\n\n")[0].split()) if name in classes else "",
             "counts": {status: counts[name].get(status, 0) for status in Status.values},
             "last_activity": latest.get(name),
         }
@@ -150,8 +150,15 @@ def describe_instance(workflow: str, instance_id: str) -> dict | None:
         .prefetch_related(Prefetch("attempt_rows", queryset=Attempt.objects.order_by("number")))
     )
     events = Event.objects.filter(instance=instance).select_related("consumed_by").order_by("pk")
+    children = list(
+        Instance.objects.filter(parent_workflow=instance.workflow_name, parent_instance_id=instance.instance_id)
+        .order_by("created_at").values_list("workflow_name", "instance_id", "status")[:100]
+    )
     return {
         **summary(instance),
+        "parent": {"workflow": instance.parent_workflow, "id": instance.parent_instance_id} if instance.parent_workflow else None,
+        "children": [{"workflow": w, "id": i, "status": st} for w, i, st in children],
+        "schedule": instance.schedule,
         "params": decode(instance.params),
         "output": decode(instance.output) if instance.status == Status.COMPLETE else None,
         "started_at": instance.started_at,
@@ -169,3 +176,48 @@ def describe_instance(workflow: str, instance_id: str) -> dict | None:
             for e in events
         ],
     }
+
+
+def list_pending_waits(*, exclude_types=(), limit: int = 200) -> list[dict]:
+    """Every wait_for_event that is waiting now, soonest deadline first (the approval inbox).
+
+    Each: workflow, id, step (name), count, event_type, waiting_since, deadline, instance
+    status, params, and the outputs of the instance's finished steps (context for a human).
+    """
+    waits = list(
+        Step.objects.filter(kind=StepKind.WAIT, status=StepStatus.WAITING)
+        .exclude(event_type__in=list(exclude_types))
+        .exclude(instance__status__in=[Status.COMPLETE, Status.ERRORED, Status.TERMINATED])
+        .select_related("instance")
+        .order_by("wake_at", "pk")[:limit]
+    )
+    outputs: dict[int, list] = {}
+    for row in (
+        Step.objects.filter(instance_id__in=[w.instance_id for w in waits], kind=StepKind.DO, status=StepStatus.SUCCEEDED)
+        .order_by("seq").values("instance_id", "name", "result")
+    ):
+        outputs.setdefault(row["instance_id"], []).append({"step": row["name"], "output": decode(row["result"])})
+    return [
+        {
+            "workflow": w.instance.workflow_name,
+            "id": w.instance.instance_id,
+            "step": w.name,
+            "count": w.occurrence,
+            "event_type": w.event_type,
+            "waiting_since": w.started_at,
+            "deadline": w.wake_at,
+            "status": w.instance.status,
+            "params": decode(w.instance.params),
+            "outputs": outputs.get(w.instance_id, []),
+        }
+        for w in waits
+    ]
+
+
+def count_pending_waits(*, exclude_types=()) -> int:
+    return (
+        Step.objects.filter(kind=StepKind.WAIT, status=StepStatus.WAITING)
+        .exclude(event_type__in=list(exclude_types))
+        .exclude(instance__status__in=[Status.COMPLETE, Status.ERRORED, Status.TERMINATED])
+        .count()
+    )

@@ -311,3 +311,41 @@ class SlowFanOut(Workflow):
             return callback
 
         return sum(await asyncio.gather(*(step.do(f"part {i}", part(i)) for i in range(event.payload.get("n", 8)))))
+
+
+class Hostile(Workflow):
+    """Puts markup in every place the dashboard shows: params, outputs, errors, events."""
+
+    name = "t-hostile"
+    approval_context = "Decide on {html}"
+
+    async def run(self, event, step):
+        html = event.payload["html"]
+        await step.do("echo", lambda: {"html": html})
+        try:
+            await step.do("fail", lambda: (_ for _ in ()).throw(ValueError(html)), retries={"limit": 0, "delay": 0})
+        except ValueError:
+            pass
+        return await step.wait_for_event("decide", type="decision", timeout="1h")
+
+
+class Fixable(Workflow):
+    """Fails until the marker file exists: the 'fix the cause, then retry from the failed step' flow."""
+
+    name = "t-fixable"
+
+    async def run(self, event, step):
+        from tests.testapp.ledger import ledger_dir
+
+        iid = event.instance_id
+        marker = os.path.join(ledger_dir(), f"{iid}.fixed")
+        first = await step.do("prepare", lambda: record(iid, "prepare") or "prepared")
+        await step.sleep("pause", event.payload.get("pause", 0))
+
+        def call():
+            record(iid, "call")
+            if not os.path.exists(marker):
+                raise ConnectionError("the service is down")
+            return "done"
+
+        return [first, await step.do("call", call, retries={"limit": 1, "delay": 0})]

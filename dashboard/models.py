@@ -1,0 +1,59 @@
+"""The dashboard's own records. Instances are referred to by workflow name and id, as a user
+of the public API would, never by a foreign key into the engine's tables."""
+from django.conf import settings
+from django.db import models
+
+
+class AuditEntry(models.Model):
+    """Who did what to an instance from the dashboard, and when; shown on its timeline."""
+
+    workflow = models.CharField(max_length=64)
+    instance_id = models.CharField(max_length=100)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=40)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "dashboard_audit"
+        indexes = [models.Index(fields=["workflow", "instance_id", "created_at"], name="dashboard_audit_instance")]
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return f"{self.user} {self.action} {self.workflow}/{self.instance_id}"
+
+
+class Decision(models.Model):
+    """One approve/reject per waiting step: the unique key makes a double click, or two
+    approvers at once, record (and send) one decision."""
+
+    workflow = models.CharField(max_length=64)
+    instance_id = models.CharField(max_length=100)
+    step = models.CharField(max_length=256)
+    count = models.IntegerField()
+    approved = models.BooleanField()
+    comment = models.TextField(blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "dashboard_decision"
+        constraints = [models.UniqueConstraint(fields=["workflow", "instance_id", "step", "count"], name="dashboard_decision_once")]
+
+    @property
+    def verdict(self) -> str:
+        return "approved" if self.approved else "rejected"
+
+
+class NonApprovalEventType(models.Model):
+    """Event types that are machine-to-machine signals, not decisions: kept out of the inbox."""
+
+    event_type = models.CharField(max_length=100, unique=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        db_table = "dashboard_non_approval_type"
+        verbose_name = "non-approval event type"
+
+    def __str__(self):
+        return self.event_type
