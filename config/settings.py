@@ -201,5 +201,7 @@ Q_CLUSTER = {
     "save_limit": -1,
     "catch_up": False,
     "label": "Task queue",
+    # On PostgreSQL, kicks wake the pusher at once (LISTEN/NOTIFY) instead of waiting a poll.
+    "broker_class": "workflows.broker.NotifyingORM",
     "log_level": os.getenv("Q_LOG_LEVEL", "WARNING"),
 }

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.helpers import later, row, run, start, steps_of
+from tests.helpers import attempts_of, later, row, run, start, steps_of
 from tests.testapp.ledger import count
 from workflows import clock, runtime, store
 from workflows.errors import InvalidState
@@ -105,7 +105,7 @@ def test_a_dead_workers_attempt_is_recorded_failed_and_retried_by_the_next_claim
     assert instance.status()["output"] == 0
     step = steps_of(instance)[0]
     assert step.attempts == 2
-    first, second = step.attempt_rows.order_by("number")
+    first, second = attempts_of(instance, "add 0")
     assert first.error["name"] == "WorkflowInternalError" and second.success
     assert Instance.objects.get(pk=row(instance).pk).worker_crashes == 0
 

@@ -38,10 +38,7 @@ def test_limit_counts_retries_and_exponential_backoff_parks_the_instance_between
     assert waits == [10, 20, 40]
     assert instance.status()["output"] == 4
     assert [a.success for a in attempts_of(instance, "call")] == [False, False, False, True]
-    assert attempts_of(instance, "call")[0].error == {
-        "name": "ConnectionError", "message": "attempt 1 failed", "module": "builtins", "qualname": "ConnectionError",
-        "args": '["attempt 1 failed"]',
-    }
+    assert attempts_of(instance, "call")[0].error == {"name": "ConnectionError", "message": "attempt 1 failed"}
     assert "ConnectionError: attempt 1 failed" in attempts_of(instance, "call")[0].traceback
 
 

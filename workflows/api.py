@@ -21,7 +21,7 @@ from workflows.errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from workflows.models import TERMINAL, Attempt, Event, Instance, Status, Step, StepKind, StepStatus
+from workflows.models import TERMINAL, Event, Instance, Status, Step, StepKind, StepStatus
 from workflows.runtime import public_error
 from workflows.validation import check_event_type, check_instance_id
 from workflows.values import decode, encode_limited, register_type
@@ -293,8 +293,10 @@ class InstanceHandle:
                 status=Status.TERMINATED, ended_at=now, wake_at=None, due_at=None,
                 lease_token=None, lease_until=None, pause_requested=False, updated_at=now,
             )
-            Attempt.objects.filter(step__instance_id=self._pk, ended_at__isnull=True).update(
-                ended_at=now, success=False,
+            from workflows.store import record_interrupted
+
+            record_interrupted(
+                Step.objects.filter(instance_id=self._pk, status=StepStatus.RUNNING), now,
                 error={"name": "Terminated", "message": "the instance was terminated while this attempt ran"},
             )
 

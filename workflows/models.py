@@ -118,6 +118,9 @@ class Step(models.Model):
     error = models.JSONField(null=True)
     config = models.JSONField(null=True)
     attempts = models.IntegerField(default=0)
+    # When the current (or last, successful) attempt started. Attempt rows are written for
+    # failed attempts only; the successful one is this row, which saves a write per step.
+    attempt_started_at = models.DateTimeField(null=True)
     wake_at = models.DateTimeField(null=True)
     event_type = models.CharField(max_length=100, null=True)
     started_at = models.DateTimeField()
@@ -143,6 +146,8 @@ class Step(models.Model):
 
 
 class Attempt(models.Model):
+    """A failed attempt of a step (the successful one is recorded on the step itself)."""
+
     step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="attempt_rows")
     number = models.IntegerField()
     started_at = models.DateTimeField()

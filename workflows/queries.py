@@ -132,6 +132,14 @@ def _step_story(step: Step) -> dict:
             }
             for a in step.attempt_rows.all()
         ]
+        recorded = {a["number"] for a in story["attempts"]}
+        if step.attempts and step.attempts not in recorded and step.status in (StepStatus.RUNNING, StepStatus.SUCCEEDED):
+            # The running or successful attempt lives on the step row itself.
+            done = step.status == StepStatus.SUCCEEDED
+            story["attempts"].append({
+                "number": step.attempts, "started_at": step.attempt_started_at, "ended_at": step.ended_at if done else None,
+                "success": True if done else None, "error": None, "traceback": "", "retry_delay": None,
+            })
     elif step.kind == StepKind.WAIT:
         story["event_type"] = step.event_type
         story["timeout_at"] = step.wake_at

@@ -9,11 +9,12 @@ owns the database connection (see ``runtime.bridge``).
 """
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Min, Q, Value, When
 from django.db.models.functions import Coalesce
 
@@ -37,6 +38,7 @@ class Lease:
     pk: int
     token: str
     events_version: int
+    crashes: int = 0  # worker crashes before this claim; reset by the first step that succeeds
 
 
 @dataclass
@@ -79,6 +81,7 @@ class StepRow:
     attempts: int = 0
     wake_at: datetime | None = None
     lease_token: str | None = None  # set while another worker process runs the step
+    attempt_started_at: datetime | None = None
 
 
 @dataclass
@@ -128,21 +131,30 @@ def claim(pk: int, now: datetime) -> Claim | None:
         if not updated:
             return None
         instance = Instance.objects.get(pk=pk)
-        # Attempts left open by a dead worker; steps another worker runs right now (a live
+        # Attempts a dead worker left running; steps another worker runs right now (a live
         # fan-out lease) are still in flight and stay as they are.
-        open_attempts = Attempt.objects.filter(step__instance_id=pk, ended_at__isnull=True).exclude(
-            step__lease_token__isnull=False, step__lease_until__gte=now
+        record_interrupted(
+            Step.objects.filter(instance_id=pk, status=StepStatus.RUNNING).exclude(lease_token__isnull=False, lease_until__gte=now), now
         )
-        open_attempts.update(ended_at=now, success=False, error=INTERNAL_ERROR)
         rows = {}
         max_seq = 0
         for s in Step.objects.filter(instance_id=pk).values(
-            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at", "lease_token"
+            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at",
+            "lease_token", "attempt_started_at",
         ):
             row = StepRow(**s)
             rows[(row.kind, row.name, row.occurrence)] = row
             max_seq = max(max_seq, row.seq)
-    return Claim(Lease(pk, token, instance.events_version), instance, rows, max_seq)
+    return Claim(Lease(pk, token, instance.events_version, instance.worker_crashes), instance, rows, max_seq)
+
+
+def record_interrupted(steps, now: datetime, error: dict = INTERNAL_ERROR) -> None:
+    """A failed Attempt row for the running attempt of each of ``steps`` (its worker is gone)."""
+    for step_id, number, started in steps.values_list("id", "attempts", "attempt_started_at"):
+        Attempt.objects.get_or_create(
+            step_id=step_id, number=number,
+            defaults={"started_at": started or now, "ended_at": now, "success": False, "error": error},
+        )
 
 
 def _fence(lease, now: datetime, *, check_pause: bool = False, **extra) -> None:
@@ -183,15 +195,20 @@ def renew(lease, now: datetime) -> bool:
 def begin_attempt(lease, key, row: StepRow | None, seq: int, config: dict, now: datetime, *, steal: bool = False) -> StepRow:
     """Record that an attempt of a step.do starts, before user code runs.
 
-    Committing this first is what lets a crash mid-attempt be seen and counted. With
+    Committing this first is what lets a crash mid-attempt be seen and counted. The first
+    attempt of a new step is one autocommitted statement that carries its own lease check
+    (the hot path); retries, stolen and fan-out steps take a short transaction. With
     ``steal`` the step must still be queued for another worker, and is taken back from it.
     """
     kind, name, occurrence = key
+    if row is None and isinstance(lease, Lease):
+        step_id = _insert_step_fenced(lease, kind, name, occurrence, seq, config, now)
+        return StepRow(step_id, kind, name, occurrence, seq, StepStatus.RUNNING, config=config, attempts=1, attempt_started_at=now)
     with transaction.atomic():
         _fence(lease, now, check_pause=True)
         if steal:
             taken = Step.objects.filter(pk=row.id, status=StepStatus.QUEUED, lease_token__isnull=True).update(
-                status=StepStatus.RUNNING, attempts=F("attempts") + 1, wake_at=None
+                status=StepStatus.RUNNING, attempts=F("attempts") + 1, wake_at=None, attempt_started_at=now
             )
             if not taken:
                 raise StepTaken()
@@ -200,23 +217,61 @@ def begin_attempt(lease, key, row: StepRow | None, seq: int, config: dict, now: 
         elif row is None:
             step = Step.objects.create(
                 instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
-                status=StepStatus.RUNNING, config=config, attempts=1, started_at=now,
+                status=StepStatus.RUNNING, config=config, attempts=1, started_at=now, attempt_started_at=now,
             )
             row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.RUNNING, config=config, attempts=1)
         else:
             row.attempts += 1
             row.status = StepStatus.RUNNING
             row.wake_at = None
-            _update_step(lease, row.id, status=StepStatus.RUNNING, attempts=row.attempts, wake_at=None)
-        Attempt.objects.create(step_id=row.id, number=row.attempts, started_at=now)
+            _update_step(lease, row.id, status=StepStatus.RUNNING, attempts=row.attempts, wake_at=None, attempt_started_at=now)
+    row.attempt_started_at = now
     return row
 
 
-def attempt_succeeded(lease: Lease, row: StepRow, result_text: str, now: datetime) -> None:
-    with transaction.atomic():
-        _fence(lease, now, worker_crashes=0)
-        _update_step(lease, row.id, status=StepStatus.SUCCEEDED, result=result_text, ended_at=now, lease_token=None)
-        Attempt.objects.filter(step_id=row.id, number=row.attempts).update(ended_at=now, success=True)
+def _lease_check_sql() -> str:
+    return "EXISTS (SELECT 1 FROM wf_instance WHERE id = %s AND lease_token = %s{pause})"
+
+
+def _insert_step_fenced(lease: Lease, kind, name, occurrence, seq, config, now) -> int:
+    """INSERT the step only while we hold the lease and no pause is asked; else say which."""
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    sql = (
+        "INSERT INTO wf_step (instance_id, kind, name, occurrence, seq, status, config, attempts, started_at, attempt_started_at) "
+        f"SELECT %s, %s, %s, %s, %s, %s, %s{cast}, 1, %s, %s WHERE "
+        + _lease_check_sql().format(pause=" AND pause_requested = %s")
+        + " RETURNING id"
+    )
+    params = [lease.pk, kind, name, occurrence, seq, StepStatus.RUNNING, json.dumps(config), now, now, lease.pk, lease.token, False]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found:
+        return found[0]
+    if Instance.objects.filter(pk=lease.pk, lease_token=lease.token).exists():
+        raise PauseRequested()
+    raise LeaseLost()
+
+
+def attempt_succeeded(lease, row: StepRow, result_text: str, now: datetime) -> None:
+    """Store the step's result: one autocommitted, lease-checked UPDATE on the hot path."""
+    if isinstance(lease, Lease):
+        sql = (
+            "UPDATE wf_step SET status = %s, result = %s, ended_at = %s, lease_token = NULL WHERE id = %s AND "
+            + _lease_check_sql().format(pause="")
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [StepStatus.SUCCEEDED, result_text, now, row.id, lease.pk, lease.token])
+            if cursor.rowcount != 1:
+                raise LeaseLost()
+        if lease.crashes:
+            # The step survived: the crash-loop counter starts again.
+            Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(worker_crashes=0)
+            lease.crashes = 0
+    else:
+        with transaction.atomic():
+            _fence(lease, now)
+            _update_step(lease, row.id, status=StepStatus.SUCCEEDED, result=result_text, ended_at=now, lease_token=None)
     row.status = StepStatus.SUCCEEDED
     row.result = result_text
 
@@ -230,8 +285,9 @@ def attempt_failed(
         # Not a reset of worker_crashes: only a step that succeeds proves the worker survives it.
         _fence(lease, now)
         if record_attempt:
-            Attempt.objects.filter(step_id=row.id, number=row.attempts).update(
-                ended_at=now, success=False, error=error, traceback=traceback_text, retry_delay=retry_delay
+            Attempt.objects.create(
+                step_id=row.id, number=row.attempts, started_at=row.attempt_started_at or now,
+                ended_at=now, success=False, error=error, traceback=traceback_text, retry_delay=retry_delay,
             )
         elif retry_delay is not None:
             Attempt.objects.filter(step_id=row.id, number=row.attempts).update(retry_delay=retry_delay)
@@ -282,7 +338,7 @@ def watch_steps(lease: Lease, step_ids: list[int], now: datetime) -> dict[int, d
         }
         for step_id, r in rows.items():
             if r["lease_token"] and r["lease_until"] and r["lease_until"] < now and r["status"] in (StepStatus.QUEUED, StepStatus.RUNNING):
-                Attempt.objects.filter(step_id=step_id, ended_at__isnull=True).update(ended_at=now, success=False, error=INTERNAL_ERROR)
+                record_interrupted(Step.objects.filter(pk=step_id, status=StepStatus.RUNNING), now)
                 Step.objects.filter(pk=step_id, lease_token=r["lease_token"]).update(status=StepStatus.QUEUED, lease_token=None, lease_until=None)
                 r["status"], r["lease_token"] = StepStatus.QUEUED, None
                 kick_step(step_id)
@@ -310,12 +366,13 @@ def claim_step(step_id: int, now: datetime, batch: int = 1):
                 .exclude(pk=step_id).order_by("seq").values_list("pk", flat=True)[: batch - 1]
             )
             Step.objects.filter(pk__in=more, lease_token__isnull=True).update(lease_token=token, lease_until=_lease_until(now))
-        Attempt.objects.filter(step__lease_token=token, ended_at__isnull=True).update(ended_at=now, success=False, error=INTERNAL_ERROR)
+        record_interrupted(Step.objects.filter(lease_token=token, status=StepStatus.RUNNING), now)
         rows = {}
         max_seq = 0
         targets = set()
         for s in Step.objects.filter(instance_id=step.instance_id).values(
-            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at", "lease_token"
+            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at",
+            "lease_token", "attempt_started_at",
         ):
             row = StepRow(**s)
             rows[(row.kind, row.name, row.occurrence)] = row

@@ -1,0 +1,38 @@
+"""Fan-out of 8 CPU-bound ~1 s steps with 2 worker processes (ideal: 4 s)."""
+import time
+
+from bench.common import Row, Workers, wait_until
+
+
+def calibrate(seconds: float = 1.0) -> int:
+    from bench.benchapp.workflows import burn
+
+    work = 200_000
+    started = time.perf_counter()
+    burn(work)
+    per = (time.perf_counter() - started) / work
+    return int(seconds / per)
+
+
+def run(db, n: int = 8) -> list[Row]:
+    from workflows import get_workflow
+
+    work = calibrate()
+    started = time.perf_counter()
+    from bench.benchapp.workflows import burn
+
+    burn(work)
+    one_step = time.perf_counter() - started
+    with Workers(db, processes=2):
+        handle = get_workflow("bench-fanout").create(params={"n": n, "work": work})
+        started = time.perf_counter()
+        wait_until(lambda: handle.status()["status"] == "complete", 120, "fan-out", interval=0.02)
+        wall = time.perf_counter() - started
+    return [Row(f"fan-out, {n} CPU-bound steps of {one_step:.2f} s, 2 workers", wall, "s wall", n * one_step, "the same steps one after another",
+                "< 4.5 s", wall < 4.5)]
+
+
+if __name__ == "__main__":
+    from bench.run import main_for
+
+    main_for(run)

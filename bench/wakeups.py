@@ -1,0 +1,47 @@
+"""send_event -> the waiting instance's next step starts; and timer lateness (due -> started)."""
+import time
+from datetime import UTC, datetime, timedelta
+
+from bench.common import Row, Workers, percentile, wait_until
+
+
+def run(db, events: int = 40, timers: int = 40) -> list[Row]:
+    from workflows import get_workflow
+
+    latencies, lateness = [], []
+    with Workers(db, processes=2):
+        waiter = get_workflow("bench-wait")
+        for i in range(events):
+            handle = waiter.create(id=f"w{i}")
+            wait_until(lambda h=handle: h.status()["status"] == "waiting", 30, "the wait")
+            time.sleep(0.05)  # let the worker go idle, as a real waiting instance would be
+            sent = time.time()
+            handle.send_event("go")
+            wait_until(lambda h=handle: h.status()["status"] == "complete", 30, "resume")
+            latencies.append(1000 * (handle.status()["output"] - sent))
+
+        sleeper = get_workflow("bench-sleep")
+        base = datetime.now(UTC) + timedelta(seconds=2)
+        dues = {}
+        for i in range(timers):
+            due = base + timedelta(milliseconds=97 * i)
+            dues[f"s{i}"] = due
+            sleeper.create(id=f"s{i}", params={"until": due})
+        for iid, due in dues.items():
+            handle = sleeper.get(iid)
+            wait_until(lambda h=handle: h.status()["status"] == "complete", 60, "timers")
+            lateness.append(1000 * (handle.status()["output"] - due.timestamp()))
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    late99 = percentile(lateness, 99)
+    return [
+        Row("send_event -> next step starts, p50", p50, "ms", target="< 5 ms", met=p50 < 5),
+        Row("send_event -> next step starts, p99", p99, "ms", target="< 25 ms", met=p99 < 25),
+        Row("timer lateness (due -> step started), p99", late99, "ms", target="< 100 ms", met=late99 < 100,
+            note=f"p50 {percentile(lateness, 50):.0f} ms"),
+    ]
+
+
+if __name__ == "__main__":
+    from bench.run import main_for
+
+    main_for(run)

@@ -1,0 +1,74 @@
+"""django-q2's ORM broker, woken at once on PostgreSQL instead of polling.
+
+``enqueue`` sends ``NOTIFY workflows_kick`` in the same transaction as the queue row, so the
+notification is delivered exactly when the task becomes visible (at commit) and dropped
+with it on rollback. ``dequeue`` claims like the ORM broker; when the queue is empty it
+waits on ``LISTEN workflows_kick`` (a dedicated autocommit connection, opened lazily in
+the pusher process after the fork) rather than sleeping, with a timeout as a safety net
+for a missed notification. On SQLite it falls back to the ORM broker's short poll.
+"""
+from __future__ import annotations
+
+import logging
+from time import sleep
+
+from django.db import connection
+from django.utils import timezone
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+
+log = logging.getLogger("workflows.broker")
+CHANNEL = "workflows_kick"
+WAIT_SECONDS = 1.0
+
+
+class NotifyingORM(ORM):
+    def __init__(self, list_key: str | None = None):
+        super().__init__(list_key)
+        self._listener = None
+
+    def enqueue(self, task):
+        pk = super().enqueue(task)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+        return pk
+
+    def dequeue(self):
+        claimed = self._claim()
+        if claimed:
+            return claimed
+        if not self._wait_for_notification():
+            sleep(Conf.POLL)
+        return None
+
+    def _claim(self):
+        """The ORM broker's claim: a compare-and-set on ``lock`` per row (another cluster may win)."""
+        rows = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[: Conf.BULK]
+        claimed = []
+        for row in rows:
+            if self.get_connection().filter(id=row.id, lock=row.lock).update(lock=self.timeout(row)):
+                claimed.append((row.pk, row.payload))
+        return claimed
+
+    def _wait_for_notification(self) -> bool:
+        if connection.vendor != "postgresql":
+            return False
+        try:
+            if self._listener is None or self._listener.closed:
+                import psycopg
+
+                self._listener = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+                self._listener.execute(f"LISTEN {CHANNEL}")
+            for _ in self._listener.notifies(timeout=WAIT_SECONDS, stop_after=1):
+                pass
+            return True
+        except Exception:
+            log.warning("broker: LISTEN connection failed; polling until it is back", exc_info=True)
+            if self._listener is not None:
+                try:
+                    self._listener.close()
+                except Exception:
+                    pass
+            self._listener = None
+            return False
