@@ -181,7 +181,7 @@ class StepContext:
     def __init__(self, name: str, count: int, attempt: int, config: dict):
         self.step = SimpleNamespace(name=name, count=count)
         self.attempt = attempt
-        self.config = copy.deepcopy(config)
+        self.config = config  # a fresh copy (storable_config): changing it changes nothing
 
     def __repr__(self):
         return f"<StepContext {self.step.name}-{self.step.count} attempt {self.attempt}>"
@@ -620,7 +620,8 @@ class Runner:
             self._may_start_new_work()
             now = clock.now()
             seq = row.seq if row is not None else self._new_seq()
-            row = await self._store(store.begin_attempt, self.lease, key, row, seq, storable_config(config), now, steal=steal)
+            stored_config = storable_config(config)
+            row = await self._store(store.begin_attempt, self.lease, key, row, seq, stored_config, now, steal=steal)
             steal = False
             self.steps[key] = row
             ctx = StepContext(name, occurrence, row.attempts, storable_config(config))

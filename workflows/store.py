@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Min, Q, Value, When
+from django.db.models import Case, F, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from workflows import conf
@@ -110,41 +110,46 @@ def claim(pk: int, now: datetime) -> Claim | None:
 
     Claimable: queued; waiting and due; running (or waitingForPause) whose lease ran out
     because its worker died. Taking over a dead worker's lease counts a worker crash; the
-    attempts it left open are closed as failed so the step's retry rules apply to them.
+    attempts it left running are recorded as failed so the step's retry rules apply.
+    Two round trips in the common case: the claiming UPDATE returns the instance's row,
+    then one SELECT loads its steps (the lease now keeps other workers out).
     """
     token = uuid.uuid4().hex
     until = _lease_until(now)
-    with transaction.atomic():
-        updated = (
-            Instance.objects.filter(pk=pk)
-            .filter(claimable(now))
-            .update(
-                status=Case(When(status=Status.WAITING_FOR_PAUSE, then=Value(Status.WAITING_FOR_PAUSE)), default=Value(Status.RUNNING)),
-                worker_crashes=F("worker_crashes") + Case(When(lease_token__isnull=False, then=Value(1)), default=Value(0)),
-                lease_token=token,
-                lease_until=until,
-                due_at=until,
-                started_at=Coalesce("started_at", Value(now)),
-                updated_at=now,
-            )
+    updated = (
+        Instance.objects.filter(pk=pk)
+        .filter(claimable(now))
+        .update(
+            status=Case(When(status=Status.WAITING_FOR_PAUSE, then=Value(Status.WAITING_FOR_PAUSE)), default=Value(Status.RUNNING)),
+            worker_crashes=F("worker_crashes") + Case(When(lease_token__isnull=False, then=Value(1)), default=Value(0)),
+            lease_token=token,
+            lease_until=until,
+            due_at=until,
+            started_at=Coalesce("started_at", Value(now)),
+            updated_at=now,
         )
-        if not updated:
-            return None
-        instance = Instance.objects.get(pk=pk)
-        # Attempts a dead worker left running; steps another worker runs right now (a live
-        # fan-out lease) are still in flight and stay as they are.
-        record_interrupted(
-            Step.objects.filter(instance_id=pk, status=StepStatus.RUNNING).exclude(lease_token__isnull=False, lease_until__gte=now), now
-        )
-        rows = {}
-        max_seq = 0
-        for s in Step.objects.filter(instance_id=pk).values(
-            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at",
-            "lease_token", "attempt_started_at",
-        ):
-            row = StepRow(**s)
-            rows[(row.kind, row.name, row.occurrence)] = row
-            max_seq = max(max_seq, row.seq)
+    )
+    if not updated:
+        return None
+    instance = Instance.objects.filter(pk=pk, lease_token=token).first()
+    if instance is None:
+        return None  # taken over again in between (only if this worker stalled a whole lease)
+    rows = {}
+    max_seq = 0
+    interrupted = []
+    for s in Step.objects.filter(instance_id=pk).values(
+        "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at",
+        "lease_token", "attempt_started_at", "lease_until",
+    ):
+        lease_until = s.pop("lease_until")
+        row = StepRow(**s)
+        rows[(row.kind, row.name, row.occurrence)] = row
+        max_seq = max(max_seq, row.seq)
+        # A running step is a dead worker's, unless another worker runs it now (fan-out lease).
+        if row.status == StepStatus.RUNNING and not (row.lease_token and lease_until and lease_until >= now):
+            interrupted.append(row.id)
+    if interrupted:
+        record_interrupted(Step.objects.filter(pk__in=interrupted), now)
     return Claim(Lease(pk, token, instance.events_version, instance.worker_crashes), instance, rows, max_seq)
 
 
@@ -419,64 +424,102 @@ def receive_event(
     """Give a wait_for_event its event, its timeout, or a place in the waiting list.
 
     Takes the oldest buffered event of the type that arrived no later than the deadline
-    (FIFO per type). Once the deadline has passed with no such event the wait fails for
-    good, so a timed-out wait never consumes a later event. Returns the updated StepRow.
+    (FIFO per type): one fenced ``UPDATE ... RETURNING`` marks it consumed, in the same
+    transaction as the step's result, so an event is consumed once and never lost. Once
+    the deadline has passed with no such event the wait fails for good, so a timed-out wait
+    never consumes a later event. Returns the updated StepRow.
     """
     kind, name, occurrence = key
-    with transaction.atomic():
-        _fence(lease, now)
-        event = take_events and (
-            Event.objects.filter(instance_id=lease.pk, type=event_type, consumed_at__isnull=True, created_at__lte=deadline)
-            .order_by("id")
-            .first()
-        )
-        if row is None:
-            step = Step.objects.create(
-                instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
-                status=StepStatus.WAITING, wake_at=deadline, event_type=event_type, started_at=now,
-            )
-            row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.WAITING, wake_at=deadline)
-        if event:
-            from workflows.values import decode
+    if row is None:
+        row = _insert_wait_fenced(lease, kind, name, occurrence, seq, event_type, deadline, now)
+    if take_events:
+        with transaction.atomic():
+            taken = _take_event_fenced(lease, row.id, event_type, deadline, now)
+            if taken is not None:
+                from workflows.values import decode
 
-            received = {"type": event.type, "payload": decode(event.payload), "timestamp": event.created_at}
-            row.result = encode(received)
-            row.status = StepStatus.SUCCEEDED
-            Step.objects.filter(pk=row.id).update(status=row.status, result=row.result, ended_at=now)
-            Event.objects.filter(pk=event.pk).update(consumed_by_id=row.id, consumed_at=now)
-        elif deadline <= now:
+                payload, created_at = taken
+                row.result = encode({"type": event_type, "payload": decode(payload), "timestamp": created_at})
+                row.status = StepStatus.SUCCEEDED
+                Step.objects.filter(pk=row.id).update(status=row.status, result=row.result, ended_at=now)
+                return row
+    if deadline <= now:
+        with transaction.atomic():
+            _fence(lease, now)
             row.status, row.error = StepStatus.FAILED, timeout_error
             Step.objects.filter(pk=row.id).update(status=row.status, error=timeout_error, ended_at=now)
     return row
 
 
+def _insert_wait_fenced(lease: Lease, kind, name, occurrence, seq, event_type, deadline, now) -> StepRow:
+    sql = (
+        "INSERT INTO wf_step (instance_id, kind, name, occurrence, seq, status, attempts, started_at, wake_at, event_type) "
+        "SELECT %s, %s, %s, %s, %s, %s, 0, %s, %s, %s WHERE " + _lease_check_sql().format(pause="") + " RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [lease.pk, kind, name, occurrence, seq, StepStatus.WAITING, now, deadline, event_type, lease.pk, lease.token])
+        found = cursor.fetchone()
+    if not found:
+        raise LeaseLost()
+    return StepRow(found[0], kind, name, occurrence, seq, StepStatus.WAITING, wake_at=deadline)
+
+
+def _take_event_fenced(lease: Lease, step_id: int, event_type: str, deadline: datetime, now: datetime):
+    """Mark the oldest matching event consumed by the step; (payload, created_at) or None."""
+    sql = (
+        "UPDATE wf_event SET consumed_at = %s, consumed_by_id = %s WHERE id = ("
+        " SELECT id FROM wf_event WHERE instance_id = %s AND type = %s AND consumed_at IS NULL AND created_at <= %s"
+        " ORDER BY id LIMIT 1) AND " + _lease_check_sql().format(pause="") + " RETURNING payload, created_at"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, step_id, lease.pk, event_type, deadline, lease.pk, lease.token])
+        found = cursor.fetchone()
+    if found is None:
+        if not Instance.objects.filter(pk=lease.pk, lease_token=lease.token).exists():
+            raise LeaseLost()
+        return None
+    payload, created_at = found
+    if isinstance(created_at, str):  # SQLite returns text from a raw RETURNING
+        created_at = Event._meta.get_field("created_at").to_python(created_at)
+    if created_at.tzinfo is None:
+        from datetime import UTC
+
+        created_at = created_at.replace(tzinfo=UTC)
+    return payload, created_at
+
+
 def park(lease: Lease, now: datetime) -> bool:
     """Release the instance until its earliest timer; paused instead if a pause was asked.
 
-    Succeeds only if no event arrived since the claim (``events_version``); otherwise returns
-    False and the caller replays again, so an event racing with parking is never missed.
-    Raises LeaseLost when the instance is no longer ours.
+    One UPDATE (the earliest timer is a subquery). It succeeds only if no event arrived
+    since the claim (``events_version``); otherwise it returns False and the caller replays
+    again, so an event racing with parking is never missed. Raises LeaseLost when the
+    instance is no longer ours.
     """
-    with transaction.atomic():
-        next_wake = Step.objects.filter(instance_id=lease.pk, status__in=PENDING_STEP).aggregate(m=Min("wake_at"))["m"]
-        next_wake = next_wake or now
-        qs = Instance.objects.filter(pk=lease.pk, lease_token=lease.token)
-        updated = qs.filter(events_version=lease.events_version).update(
-            status=Case(When(pause_requested=True, then=Value(Status.PAUSED)), default=Value(Status.WAITING)),
-            paused_at=Case(When(pause_requested=True, then=Value(now)), default=Value(None)),
-            wake_at=next_wake,
-            due_at=Case(When(pause_requested=True, then=Value(None)), default=Value(next_wake)),
-            lease_token=None,
-            lease_until=None,
-            updated_at=now,
-        )
-        if updated:
-            return True
-        current = qs.values_list("events_version", flat=True).first()
-        if current is None:
-            raise LeaseLost()
-        lease.events_version = current
-        return False
+    next_wake = Coalesce(
+        Subquery(
+            Step.objects.filter(instance_id=lease.pk, status__in=PENDING_STEP)
+            .order_by("wake_at").values("wake_at")[:1]
+        ),
+        Value(now),
+    )
+    qs = Instance.objects.filter(pk=lease.pk, lease_token=lease.token)
+    updated = qs.filter(events_version=lease.events_version).update(
+        status=Case(When(pause_requested=True, then=Value(Status.PAUSED)), default=Value(Status.WAITING)),
+        paused_at=Case(When(pause_requested=True, then=Value(now)), default=Value(None)),
+        wake_at=next_wake,
+        due_at=Case(When(pause_requested=True, then=Value(None)), default=next_wake),
+        lease_token=None,
+        lease_until=None,
+        updated_at=now,
+    )
+    if updated:
+        return True
+    current = qs.values_list("events_version", flat=True).first()
+    if current is None:
+        raise LeaseLost()
+    lease.events_version = current
+    return False
 
 
 def hand_back(lease: Lease, now: datetime) -> None:
