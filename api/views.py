@@ -48,6 +48,8 @@ def endpoint(**methods):
                 status, body = view(request, *args, **kwargs)
             except ApiError as exc:
                 return exc.response()
+            except _Raw as raw:
+                return raw.response
             except WorkflowError as exc:
                 return from_workflow_error(exc).response()
             except RequestDataTooBig:
@@ -194,3 +196,35 @@ def instance_event(request, name, instance_id, event_type):
     payload = _body(request, default={}) if request.body else None
     instance.send_event(event_type, payload)
     return 202, {"id": instance.id, "workflow": name, "type": event_type, "status": instance.status()["status"]}
+
+
+def health(request):
+    """For load balancers and monitors: 200 while the database answers, 503 when it does not.
+
+    Open without login on purpose, and says nothing sensitive: counts and a lag only.
+    """
+    from workflows.health import status
+
+    try:
+        state = status()
+    except Exception as exc:
+        return JsonResponse({"status": "down", "database": f"unreachable: {type(exc).__name__}"}, status=503)
+    state["status"] = "ok" if state["workers_alive"] else "degraded: no worker has reported in the last 30 s"
+    return JsonResponse(state)
+
+
+@endpoint(GET=None)
+def metrics(request):
+    """Prometheus metrics (scrape with an API token as a bearer token)."""
+    from django.http import HttpResponse
+
+    from workflows.health import metrics as render
+
+    raise _Raw(HttpResponse(render(), content_type="text/plain; version=0.0.4"))
+
+
+class _Raw(Exception):
+    """Lets an endpoint answer with something other than JSON."""
+
+    def __init__(self, response):
+        self.response = response

@@ -29,6 +29,7 @@ class Row:
     unit: str
     baseline: float | None = None
     baseline_label: str = ""
+    baseline_unit: str | None = None
     target: str = ""
     met: bool | None = None
     note: str = ""
@@ -162,8 +163,9 @@ def table(rows: list[Row], title: str) -> str:
 
     lines = [f"## {title}", "", "| figure | project | baseline (same run) | ratio | target | met |", "|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = f"{r.value / r.baseline:.2f}×" if r.value and r.baseline else "–"
-        base = f"{fmt(r.baseline)} {r.unit} ({r.baseline_label})" if r.baseline is not None else (r.baseline_label or "–")
+        ratio = f"{r.value / r.baseline:.2f}×" if r.value and r.baseline and r.baseline_unit is None else "–"
+        unit = r.unit if r.baseline_unit is None else r.baseline_unit
+        base = f"{fmt(r.baseline)} {unit} ({r.baseline_label})" if r.baseline is not None else (r.baseline_label or "–")
         met = {True: "yes", False: "**no**", None: "–"}[r.met]
         note = f" — {r.note}" if r.note else ""
         lines.append(f"| {r.figure} | {fmt(r.value)} {r.unit}{note} | {base} | {ratio} | {r.target} | {met} |")

@@ -23,8 +23,8 @@ def run(db, instances: int = 40, steps: int = 500) -> list[Row]:
     batch(instances)
     after = rss_mb()
     total = instances * steps
-    return [Row(f"worker memory over {total:,} steps", after - before, "MB growth", before, "MB resident before",
-                "flat", (after - before) < 20)]
+    return [Row(f"worker memory over {total:,} steps", after - before, "MB growth", before, "resident before",
+                "flat", (after - before) < 20, baseline_unit="MB")]
 
 
 if __name__ == "__main__":

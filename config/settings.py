@@ -21,9 +21,29 @@ def envint(name: str, default: str) -> int:
     return int(os.getenv(name, default))
 
 
-SECRET_KEY = os.getenv("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
-DEBUG = envbool("DEBUG", "true")
-ALLOWED_HOSTS = [h for h in os.getenv("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+# PRODUCTION=1 turns the development defaults into errors: the process refuses to start
+# with DEBUG on, without its own SECRET_KEY, or without ALLOWED_HOSTS.
+PRODUCTION = envbool("PRODUCTION", "false")
+SECRET_KEY = os.getenv("SECRET_KEY", DEV_SECRET_KEY)
+DEBUG = envbool("DEBUG", "false" if PRODUCTION else "true")
+ALLOWED_HOSTS = [h for h in os.getenv("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]").split(",") if h]
+
+if PRODUCTION:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if DEBUG:
+        raise ImproperlyConfigured("PRODUCTION is set but DEBUG is on: unset DEBUG (it leaks settings and tracebacks)")
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("PRODUCTION is set: SECRET_KEY must be set to a secret of at least 32 characters")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("PRODUCTION is set: ALLOWED_HOSTS must list the host names the site is served on")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", "true")
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+    if os.getenv("SECURE_PROXY_SSL_HEADER"):
+        # Behind a TLS-terminating proxy that sets e.g. X-Forwarded-Proto: https.
+        SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 
 INSTALLED_APPS = [
     "dashboard",  # first, so its login page is the one used
@@ -145,8 +165,12 @@ if DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"},
+        # LOG_FORMAT=json: one JSON object a line, with workflow, instance and step fields.
+        "json": {"()": "workflows.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": os.getenv("LOG_FORMAT", "plain")}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"django-q": {"level": os.getenv("Q_LOG_LEVEL", "WARNING")}},
 }

@@ -83,15 +83,21 @@ def run_dispatcher(stop: threading.Event) -> None:
 
     About once a minute it also prunes finished instances past their retention.
     """
+    from workflows import health
     from workflows.retention import prune_finished
 
     poll = conf.get("POLL_SECONDS")
     next_prune = time.monotonic() + 5
+    next_beat = 0.0
+    started_at = clock.now()
     while not stop.is_set():
         try:
             close_old_connections()
             while dispatch_due() and not stop.is_set():
                 pass
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + 5
+                health.beat(started_at, conf.get("WORKERS"))
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
                 prune_finished()

@@ -195,3 +195,17 @@ class TestOverride(models.Model):
     class Meta:
         db_table = "wf_test_override"
         indexes = [models.Index(fields=["workflow_name", "instance_id"], name="wf_test_override_key")]
+
+
+class WorkerHeartbeat(models.Model):
+    """A running `workflows worker`, as its dispatcher last reported (health and metrics)."""
+
+    name = models.CharField(max_length=200, unique=True)  # host:pid
+    host = models.CharField(max_length=150)
+    pid = models.IntegerField()
+    processes = models.IntegerField()
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        db_table = "wf_worker"

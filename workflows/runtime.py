@@ -48,6 +48,7 @@ from workflows.errors import (
     WorkflowInternalError,
     WorkflowTimeoutError,
 )
+from workflows.logs import fields
 from workflows.models import StepKind, StepStatus
 from workflows.validation import (
     check_event_type,
@@ -310,6 +311,9 @@ class Runner:
     def label(self) -> str:
         return f"{self.instance.workflow_name}/{self.instance.instance_id}"
 
+    def _log(self, step: str | None = None, attempt: int | None = None) -> dict:
+        return fields(self.instance.workflow_name, self.instance.instance_id, step, attempt)
+
     # ---- replay loop
 
     async def main(self) -> str:
@@ -399,7 +403,7 @@ class Runner:
                 await self.db(store.release_steps, self.lease)
             return ", ".join(sorted(f"{key[1]}: {self.steps[key].status}" for key in self.target_keys))
         if outcome == "abandon":
-            log.info("%s: lease lost (terminated, restarted or taken over); stopping", self.label)
+            log.info("%s: lease lost (terminated, restarted or taken over); stopping", self.label, **self._log())
             return "abandoned"
         if self.fatal is not None:
             await self.db(self._finish_error, self.fatal)
@@ -411,10 +415,10 @@ class Runner:
                 await self.db(self._finish_error, public_error(error_record(exc)))
                 return "errored"
             await self.db(self._call_store, store.finish, self.lease, now, output_text=text)
-            log.info("%s: complete", self.label)
+            log.info("%s: complete", self.label, **self._log())
             return "complete"
         if outcome == "error":
-            log.info("%s: errored: %s: %s", self.label, type(value).__name__, value)
+            log.info("%s: errored: %s: %s", self.label, type(value).__name__, value, **self._log())
             await self.db(self._finish_error, public_error(error_record(value)))
             return "errored"
         reason = value
@@ -614,7 +618,7 @@ class Runner:
         if not steal and row is not None and row.status == StepStatus.RUNNING:
             # The worker running the last attempt died; the claim recorded it as failed.
             error = WorkflowInternalError(store.INTERNAL_ERROR["message"])
-            log.warning("%s: step %r attempt %d was interrupted by a worker crash", self.label, name, row.attempts)
+            log.warning("%s: step %r attempt %d was interrupted by a worker crash", self.label, name, row.attempts, **self._log(name, row.attempts))
             await self._after_failure(key, row, config, error, "", record_attempt=False, retry_now=True)
         while True:
             self._may_start_new_work()
@@ -727,7 +731,7 @@ class Runner:
         record = error_record(exc)
         log.info(
             "%s: step %r attempt %d failed: %s: %s%s", self.label, name, row.attempts, record["name"], record["message"],
-            "" if final else f" (retry in {retry_delay:g}s)",
+            "" if final else f" (retry in {retry_delay:g}s)", **self._log(name, row.attempts),
         )
         await self._store(
             store.attempt_failed, self.lease, row, record, traceback_text, clock.now(),

@@ -37,6 +37,9 @@ def run_worker(workers: int | None = None) -> None:
     if workers:
         Conf.WORKERS = workers
         Conf.QUEUE_LIMIT = workers
+        from django.conf import settings
+
+        settings.WORKFLOWS = {**settings.WORKFLOWS, "WORKERS": workers}
     # Created before the cluster forks, so every worker process inherits it.
     runtime.DRAIN_FLAG = multiprocessing.get_context("fork").RawValue("b", 0)
     stop = threading.Event()
@@ -59,6 +62,12 @@ def run_worker(workers: int | None = None) -> None:
         run_dispatcher(stop)
     finally:
         shut_down(cluster, conf.get("SHUTDOWN_GRACE_SECONDS"))
+        try:
+            from workflows.health import forget
+
+            forget()
+        except Exception:
+            log.warning("worker: could not remove its heartbeat row", exc_info=True)
         connections.close_all()
         log.info("worker: stopped")
 

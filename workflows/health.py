@@ -1,0 +1,82 @@
+"""Operational state for the health endpoint and metrics: workers, due work, queue depth."""
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+
+from django.db import connection
+from django.db.models import Count, Min
+
+from workflows import clock, conf
+from workflows.models import Attempt, Instance, WorkerHeartbeat
+
+ALIVE_SECONDS = 30
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def beat(started_at, processes: int) -> None:
+    """Called by a worker's dispatcher every few seconds."""
+    now = clock.now()
+    WorkerHeartbeat.objects.update_or_create(
+        name=worker_name(),
+        defaults={"host": socket.gethostname(), "pid": os.getpid(), "processes": processes, "started_at": started_at, "last_seen": now},
+    )
+    WorkerHeartbeat.objects.filter(last_seen__lt=now - timedelta(days=1)).delete()
+
+
+def forget() -> None:
+    WorkerHeartbeat.objects.filter(name=worker_name()).delete()
+
+
+def status() -> dict:
+    """``{"database", "workers_alive", "worker_processes", "due_lag_seconds", "queue_depth"}``.
+
+    ``due_lag_seconds``: how long the most overdue instance has been due (timers not fired
+    yet, or a dead worker's instance not yet taken over); near 0 when workers keep up.
+    """
+    now = clock.now()
+    alive = WorkerHeartbeat.objects.filter(last_seen__gte=now - timedelta(seconds=ALIVE_SECONDS))
+    earliest = Instance.objects.filter(due_at__lte=now).aggregate(m=Min("due_at"))["m"]
+    from django_q.models import OrmQ
+
+    return {
+        "database": connection.vendor,
+        "workers_alive": alive.count(),
+        "worker_processes": sum(alive.values_list("processes", flat=True)),
+        "due_lag_seconds": round((now - earliest).total_seconds(), 3) if earliest else 0.0,
+        "queue_depth": OrmQ.objects.count(),
+        "lease_seconds": conf.get("LEASE_SECONDS"),
+    }
+
+
+def metrics() -> str:
+    """Prometheus text exposition of the engine's state (computed from the database)."""
+    state = status()
+    lines = [
+        "# HELP workflows_instances Instances by workflow and status.",
+        "# TYPE workflows_instances gauge",
+    ]
+    for row in Instance.objects.values("workflow_name", "status").annotate(n=Count("pk")).order_by("workflow_name", "status"):
+        lines.append(f'workflows_instances{{workflow="{_label(row["workflow_name"])}",status="{row["status"]}"}} {row["n"]}')
+    lines += [
+        "# HELP workflows_failed_attempts Failed step attempts kept in the database, by workflow (retries and final failures).",
+        "# TYPE workflows_failed_attempts gauge",
+    ]
+    for row in Attempt.objects.values("step__instance__workflow_name").annotate(n=Count("pk")).order_by("step__instance__workflow_name"):
+        lines.append(f'workflows_failed_attempts{{workflow="{_label(row["step__instance__workflow_name"])}"}} {row["n"]}')
+    for name, help_text, value in (
+        ("workflows_due_lag_seconds", "How long the most overdue instance has been due (timer lag).", state["due_lag_seconds"]),
+        ("workflows_queue_depth", "django-q2 tasks waiting in the queue.", state["queue_depth"]),
+        ("workflows_workers_alive", "Worker process trees seen in the last 30 s.", state["workers_alive"]),
+        ("workflows_worker_processes", "Worker processes of the live worker trees.", state["worker_processes"]),
+    ):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
