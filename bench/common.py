@@ -29,10 +29,10 @@ class Row:
     unit: str
     baseline: float | None = None
     baseline_label: str = ""
-    baseline_unit: str | None = None
     target: str = ""
     met: bool | None = None
     note: str = ""
+    baseline_unit: str | None = None  # when the baseline is not in the figure's unit (no ratio then)
 
 
 class Database:

@@ -349,3 +349,33 @@ class Fixable(Workflow):
             return "done"
 
         return [first, await step.do("call", call, retries={"limit": 1, "delay": 0})]
+
+
+class Chaos(Workflow):
+    """Sleeps, a step that fails once, fan-out and an event wait: for the chaos tests."""
+
+    name = "t-chaos"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+
+        def effect(label, value):
+            def callback():
+                record(iid, label)
+                return value
+
+            return callback
+
+        def flaky():
+            record(iid, "flaky")
+            if count(iid, "flaky") == 1:
+                raise ConnectionError("first attempt fails")
+            return 5
+
+        a = await step.do("a", effect("a", 1))
+        await step.sleep("nap", event.payload.get("nap", 1))
+        parts = await asyncio.gather(*(step.do(f"part {i}", effect(f"part {i}", i)) for i in range(3)))
+        b = await step.do("flaky", flaky, retries={"limit": 5, "delay": 0.5, "backoff": "constant"})
+        received = await step.wait_for_event("go", type="go", timeout="10m")
+        c = await step.do("c", effect("c", received["payload"]["n"]))
+        return a + sum(parts) + b + c
