@@ -166,7 +166,7 @@ PATHS = {
                 _param("status", "query", {"enum": STATUSES}),
                 _param("created_after", "query", {"type": "string", "format": "date-time"}),
                 _param("created_before", "query", {"type": "string", "format": "date-time"}),
-                _param("q", "query", description="part of the instance id"),
+                _param("q", "query", description="the start of the instance id"),
                 _param("cursor", "query", description="next_cursor of the previous page"),
                 _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}),
             ],

@@ -138,7 +138,7 @@ def instances(request, name):
         status=status,
         created_after=_datetime_param(request, "created_after"),
         created_before=_datetime_param(request, "created_before"),
-        id_contains=request.GET.get("q") or None,
+        id_prefix=request.GET.get("q") or None,
         cursor=request.GET.get("cursor") or None,
         limit=_int_param(request, "limit", 50),
     )

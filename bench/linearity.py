@@ -13,7 +13,7 @@ def run(db, sizes=(100, 1000, 10000)) -> list[Row]:
     rows, per_step = [], {}
     for n in sizes:
         handle = get_workflow("bench-sequential").create(params={"n": n})
-        pk = Instance.objects.get(instance_id=handle.id).pk
+        pk = Instance.objects.get(workflow_name="bench-sequential", instance_id=handle.id).pk
         queries = []
 
         def count(execute, sql, params, many, context, queries=queries):

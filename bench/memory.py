@@ -16,7 +16,7 @@ def run(db, instances: int = 40, steps: int = 500) -> list[Row]:
     def batch(count):
         for _ in range(count):
             handle = get_workflow("bench-sequential").create(params={"n": steps})
-            runtime.advance(Instance.objects.get(instance_id=handle.id).pk, renew_leases=False)
+            runtime.advance(Instance.objects.get(workflow_name="bench-sequential", instance_id=handle.id).pk, renew_leases=False)
 
     batch(4)  # warm up: imports, caches, connection
     before = rss_mb()

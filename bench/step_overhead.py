@@ -11,7 +11,7 @@ def run(db, steps: int = 200, repeats: int = 5) -> list[Row]:
     per_step = []
     for _ in range(repeats):
         handle = get_workflow("bench-sequential").create(params={"n": steps})
-        pk = Instance.objects.get(instance_id=handle.id).pk
+        pk = Instance.objects.get(workflow_name="bench-sequential", instance_id=handle.id).pk
         started = time.perf_counter()
         assert runtime.advance(pk, renew_leases=False) == "complete"
         per_step.append(1000 * (time.perf_counter() - started) / steps)

@@ -21,7 +21,14 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard import timeline
 from dashboard.decisions import DecisionRefused, decide
 from dashboard.models import AuditEntry, Decision, NonApprovalEventType
-from workflows import WorkflowError, get_workflow, list_instances, list_pending_waits, list_workflows
+from workflows import (
+    WorkflowError,
+    get_workflow,
+    list_instances,
+    list_pending_waits,
+    list_workflows,
+    workflow_names,
+)
 from workflows.models import Status
 
 OPERATE = "workflows.operate_instance"
@@ -95,7 +102,7 @@ def instances(request):
     if not errors:
         try:
             page = list_instances(
-                filters["workflow"] or None, status=filters["status"] or None, id_contains=filters["q"] or None,
+                filters["workflow"] or None, status=filters["status"] or None, id_prefix=filters["q"] or None,
                 created_after=created_after, created_before=created_before, cursor=q.get("cursor") or None, limit=50,
             )
         except WorkflowError as exc:
@@ -103,7 +110,7 @@ def instances(request):
     query = urlencode({k: v for k, v in filters.items() if v})
     context = {
         "page": page, "filters": filters, "errors": errors, "statuses": STATUSES, "query": query,
-        "workflow_names": [w["name"] for w in list_workflows()], "cursor": q.get("cursor") or "",
+        "workflow_names": workflow_names(), "cursor": q.get("cursor") or "",
         "can_operate": request.user.has_perm(OPERATE), "nav": "instances",
     }
     if request.htmx and request.htmx.target == "instance-rows":
@@ -252,7 +259,10 @@ def inbox(request):
 
     for wait in waits:
         wait["context"] = approval_context(lookup(wait["workflow"]), wait)
-    context = {"waits": waits, "can_approve": request.user.has_perm(APPROVE), "nav": "inbox"}
+    from workflows.queries import count_pending_waits
+
+    total = count_pending_waits(exclude_types=_excluded_types())
+    context = {"waits": waits, "more": max(0, total - len(waits) - len(decided)), "can_approve": request.user.has_perm(APPROVE), "nav": "inbox"}
     if request.htmx and request.htmx.target == "inbox-items":
         return render(request, "dashboard/_inbox_items.html", context)
     return render(request, "dashboard/inbox.html", context)

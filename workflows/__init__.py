@@ -10,7 +10,7 @@ from workflows.errors import NonRetryableError, WorkflowError, WorkflowTimeoutEr
 
 __all__ = [
     "Workflow", "NonRetryableError", "WorkflowTimeoutError", "WorkflowError", "get_workflow",
-    "list_workflows", "list_instances", "list_pending_waits",
+    "list_workflows", "list_instances", "list_pending_waits", "workflow_names",
 ]
 
 
@@ -40,3 +40,10 @@ def list_pending_waits(**filters):
     from workflows.queries import list_pending_waits as _list_pending_waits
 
     return _list_pending_waits(**filters)
+
+
+def workflow_names() -> list[str]:
+    """The names of the registered workflows (no database query)."""
+    from workflows.definition import registered
+
+    return sorted(registered())
