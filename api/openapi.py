@@ -125,7 +125,8 @@ SCHEMAS = {
     "InstanceRef": {
         "type": "object",
         "required": ["id", "workflow"],
-        "properties": {"id": {"type": "string"}, "workflow": {"type": "string"}, "status": {"enum": STATUSES}, "type": {"type": "string"}},
+        "properties": {"id": {"type": "string"}, "workflow": {"type": "string"}, "status": {"enum": STATUSES}, "type": {"type": "string"},
+                       "duplicate": {"type": "boolean"}},
     },
 }
 
@@ -203,7 +204,9 @@ PATHS = {
         },
     },
     "/api/workflows/{name}/instances/{instance_id}/events/{event_type}": {
-        "parameters": [WORKFLOW, INSTANCE, _param("event_type", schema=NAME)],
+        "parameters": [WORKFLOW, INSTANCE, _param("event_type", schema=NAME),
+                       _param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 200},
+                              "a retry with the same key delivers nothing more (the answer says duplicate: true)")],
         "post": {
             "summary": "Send an event (answers a wait_for_event); the body is the payload", "operationId": "sendEvent",
             "requestBody": {"required": False, "content": {"application/json": {"schema": {}}}},

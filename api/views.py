@@ -194,8 +194,9 @@ def instance_status(request, name, instance_id):
 def instance_event(request, name, instance_id, event_type):
     instance = get_workflow(name).get(instance_id)
     payload = _body(request, default={}) if request.body else None
-    instance.send_event(event_type, payload)
-    return 202, {"id": instance.id, "workflow": name, "type": event_type, "status": instance.status()["status"]}
+    key = request.headers.get("Idempotency-Key")
+    delivered = instance.send_event(event_type, payload, idempotency_key=key)
+    return 202, {"id": instance.id, "workflow": name, "type": event_type, "status": instance.status()["status"], "duplicate": not delivered}
 
 
 def health(request):

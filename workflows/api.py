@@ -338,16 +338,24 @@ class InstanceHandle:
             raise InvalidState(f'(instance.cannot_restart) Step "{name}" (occurrence {count}) not found in execution history')
         return step
 
-    def send_event(self, type: str, payload=None) -> None:
-        """Deliver an event; it is buffered (FIFO per type) until a wait_for_event of that type takes it."""
+    def send_event(self, type: str, payload=None, *, idempotency_key: str | None = None) -> bool:
+        """Deliver an event; it is buffered (FIFO per type) until a wait_for_event of that type takes it.
+
+        With ``idempotency_key``, sending again with the same key (a retry after a lost
+        response) delivers nothing more. Returns False for such a repeat, True otherwise.
+        """
         check_event_type(type)
+        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 200):
+            raise WorkflowError(f"idempotency_key must be a string of 1 to 200 characters, got {idempotency_key!r:.80}")
         text = _encode_params(payload, what="event payload")
         now = clock.now()
         with transaction.atomic():
             instance = self._row(lock=True)
+            if idempotency_key is not None and Event.objects.filter(instance_id=self._pk, idempotency_key=idempotency_key).exists():
+                return False
             if instance.status in TERMINAL:
                 raise InvalidState(f"cannot send an event to instance {self.id!r}: it is {instance.status}")
-            Event.objects.create(instance_id=self._pk, type=type, payload=text, created_at=now)
+            Event.objects.create(instance_id=self._pk, type=type, payload=text, created_at=now, idempotency_key=idempotency_key)
             awaited = instance.status == Status.WAITING and Step.objects.filter(
                 instance_id=self._pk, kind=StepKind.WAIT, status=StepStatus.WAITING, event_type=type
             ).exists()
@@ -357,7 +365,7 @@ class InstanceHandle:
             Instance.objects.filter(pk=self._pk).update(**changes)
             if awaited:
                 kick(self._pk)
-
+        return True
 
 
 

@@ -171,10 +171,17 @@ class Event(models.Model):
     created_at = models.DateTimeField()
     consumed_by = models.OneToOneField(Step, null=True, on_delete=models.SET_NULL, related_name="consumed_event")
     consumed_at = models.DateTimeField(null=True)
+    # A sender's retry with the same key is the same event (delivered once).
+    idempotency_key = models.CharField(max_length=200, null=True)
 
     class Meta:
         db_table = "wf_event"
         indexes = [models.Index(fields=["instance", "type", "consumed_at", "id"], name="wf_event_fifo")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "idempotency_key"], name="wf_event_once", condition=models.Q(idempotency_key__isnull=False)
+            )
+        ]
 
 
 class TestOverride(models.Model):
