@@ -34,12 +34,12 @@ def fill(finished: int, parked: int) -> None:
         if connection.vendor == "postgresql":
             series = "generate_series(1, {n}) AS g(x)"
             ago = "now() - (x || ' seconds')::interval"
-            ahead = "now() + (x || ' seconds')::interval"
+            ahead = "now() + interval '30 days' + (x || ' seconds')::interval"
             pick = f"(ARRAY[{names}])[1 + x % 4]"
         else:
             series = "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) SELECT x FROM c)"
             ago = "strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || x || ' seconds')"
-            ahead = "strftime('%Y-%m-%d %H:%M:%f', 'now', '+' || x || ' seconds')"
+            ahead = "strftime('%Y-%m-%d %H:%M:%f', 'now', '+30 days', '+' || x || ' seconds')"
             pick = "CASE x % 4 WHEN 0 THEN 'approval' WHEN 1 THEN 'data-pipeline' WHEN 2 THEN 'fan-out' ELSE 'race' END"
         columns = "(workflow_name, instance_id, status, params, created_at, updated_at, ended_at, wake_at, due_at, pause_requested, events_version, worker_crashes)"
         cursor.execute(

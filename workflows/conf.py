@@ -45,6 +45,9 @@ DEFAULTS = {
     "LOCAL_STEP_CONCURRENCY": 4,
     # How often a coordinating worker checks on the steps it handed out (seconds).
     "FANOUT_POLL_SECONDS": 0.05,
+    # A handed-out step nobody has claimed after this long is run by its coordinator when
+    # it has a free slot (so fan-out finishes even when every other worker is busy).
+    "STEAL_AFTER_SECONDS": 1.0,
     # Named bindings available as self.env.NAME in workflows (see workflows/bindings).
     "BINDINGS": {},
     # django-q2 worker processes started by `manage.py workflows worker`.

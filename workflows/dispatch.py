@@ -93,7 +93,8 @@ def run_dispatcher(stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             close_old_connections()
-            while dispatch_due() and not stop.is_set():
+            # One indexed MIN query per tick; the claiming transaction only when something is due.
+            while seconds_until_next_due(poll) == 0 and dispatch_due() and not stop.is_set():
                 pass
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + 5

@@ -296,6 +296,7 @@ class Runner:
         self.remote = bool(self.target_keys)
         self.local_running = 0
         self.remote_waiters: dict[int, asyncio.Future] = {}
+        self.queued_at: dict[int, float] = {}  # when each step was handed out (monotonic)
         self.watcher = None
         self.claim = claim
         self.lease = claim.lease
@@ -556,6 +557,7 @@ class Runner:
             seq = row.seq if row is not None else self._new_seq()
             row = await self._store(store.queue_remote_step, self.lease, key, row, seq, storable_config(config), clock.now())
             self.steps[key] = row
+        self.queued_at.setdefault(row.id, time.monotonic())
         while True:
             waiter = asyncio.get_running_loop().create_future()
             self.remote_waiters[row.id] = waiter
@@ -591,7 +593,11 @@ class Runner:
                     if state["status"] in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.RETRYING):
                         del self.remote_waiters[step_id]
                         waiter.set_result(("done", state))
-                    elif state["status"] == StepStatus.QUEUED and not state["lease_token"] and free > 0:
+                    elif (
+                        state["status"] == StepStatus.QUEUED and not state["lease_token"] and free > 0
+                        # Give the other workers a moment to claim it before taking it back.
+                        and time.monotonic() - self.queued_at.get(step_id, 0) >= conf.get("STEAL_AFTER_SECONDS")
+                    ):
                         del self.remote_waiters[step_id]
                         waiter.set_result(("steal", state))
                         free -= 1

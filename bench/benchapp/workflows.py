@@ -58,3 +58,13 @@ class FanOut(Workflow):
         work = event.payload["work"]
         results = await asyncio.gather(*(step.do(f"cpu {i}", lambda: burn(work)) for i in range(event.payload["n"])))
         return len(results)
+
+
+class Timer(Workflow):
+    """Parked in a sleep by bench/timers.py (rows written with SQL), then one step."""
+
+    name = "bench-timer"
+
+    async def run(self, event, step):
+        await step.sleep("nap", 60)
+        return await step.do("woke", time.time)
