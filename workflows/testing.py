@@ -286,6 +286,15 @@ def _times(times):
 # --------------------------------------------------------------------------- introspectors
 
 
+def _save_override(override, workflow_name: str, instance_id: str | None, spec: dict) -> TestOverride:
+    """Store a session's modifications (instance_id None: every instance of the workflow)."""
+    if override is None:
+        return TestOverride.objects.create(workflow_name=workflow_name, instance_id=instance_id, spec=spec, created_at=clock.now())
+    override.spec = spec
+    override.save(update_fields=["spec"])
+    return override
+
+
 class InstanceIntrospector:
     """One instance, set up before (or after) it is created: modify it, wait for it, read it."""
 
@@ -314,13 +323,7 @@ class InstanceIntrospector:
         return self
 
     def _save(self):
-        if self._override is None:
-            self._override = TestOverride.objects.create(
-                workflow_name=self.workflow_name, instance_id=self.instance_id, spec=self._spec, created_at=clock.now()
-            )
-        else:
-            self._override.spec = self._spec
-            self._override.save(update_fields=["spec"])
+        self._override = _save_override(self._override, self.workflow_name, self.instance_id, self._spec)
 
     def _mock_event(self, event_type, payload):
         handle = self._handle(required=False)
@@ -399,24 +402,20 @@ class InstanceIntrospector:
         return self.runner.wait(done, f"status '{status}' of {self.instance_id}", timeout)
 
     def get_output(self):
-        handle = self._handle()
-        current = handle.status()
-        if current["status"] != Status.COMPLETE:
-            raise IntrospectionError(
-                f'Cannot retrieve output: Workflow instance is in status "{current["status"]}" but must be "complete" '
-                "to have an output available"
-            )
-        return current["output"]
+        return self._final(Status.COMPLETE, "output", "an output")
 
     def get_error(self) -> dict:
-        handle = self._handle()
-        current = handle.status()
-        if current["status"] != Status.ERRORED:
+        return self._final(Status.ERRORED, "error", "error information")
+
+    def _final(self, wanted: str, key: str, what: str):
+        """The instance's output or error, refused (with the spec's message) in any other status."""
+        current = self._handle().status()
+        if current["status"] != wanted:
             raise IntrospectionError(
-                f'Cannot retrieve error: Workflow instance is in status "{current["status"]}" but must be "errored" '
-                "to have error information available"
+                f'Cannot retrieve {key}: Workflow instance is in status "{current["status"]}" but must be "{wanted}" '
+                f"to have {what} available"
             )
-        return current["error"]
+        return current[key]
 
     def dispose(self):
         """Stop the instance and delete all its state and modifications, so its id can be reused."""
@@ -458,11 +457,7 @@ class WorkflowIntrospector:
         return self
 
     def _save(self):
-        if self._override is None:
-            self._override = TestOverride.objects.create(workflow_name=self.workflow_name, instance_id=None, spec=self._spec, created_at=clock.now())
-        else:
-            self._override.spec = self._spec
-            self._override.save(update_fields=["spec"])
+        self._override = _save_override(self._override, self.workflow_name, None, self._spec)
 
     def get(self) -> list[InstanceIntrospector]:
         """Introspectors of the instances created since the session started, oldest first."""
