@@ -121,7 +121,7 @@ def workflows(request):
 @endpoint(GET=None)
 def workflow_detail(request, name):
     handle = get_workflow(name)
-    return 200, next(w for w in list_workflows() if w["name"] == handle.name)
+    return 200, list_workflows([handle.name])[0]
 
 
 @endpoint(GET=None, POST=(OPERATE,))

@@ -21,11 +21,11 @@ def get_workflow(name: str):
     return _get_workflow(name)
 
 
-def list_workflows():
-    """Every registered workflow with instance counts per status and its latest activity."""
+def list_workflows(names=None):
+    """Every registered workflow (or only ``names``) with instance counts per status and its latest activity."""
     from workflows.queries import list_workflows as _list_workflows
 
-    return _list_workflows()
+    return _list_workflows(names)
 
 
 def list_instances(workflow=None, **filters):

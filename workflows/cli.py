@@ -133,7 +133,7 @@ def _list(options, out):
 
 def _describe_workflow(options, out):
     handle = get_workflow(options["workflow"])
-    info = next(w for w in list_workflows() if w["name"] == handle.name)
+    info = list_workflows([handle.name])[0]
     recent = handle.list(limit=10)["instances"]
     if options["json"]:
         return _dump({**info, "recent": recent}, out)

@@ -87,12 +87,14 @@ def latest_instance_id(workflow: str) -> str | None:
     return Instance.objects.filter(workflow_name=workflow).order_by("-created_at", "-pk").values_list("instance_id", flat=True).first()
 
 
-def list_workflows() -> list[dict]:
-    """Every registered workflow with its instance counts per status and its latest activity."""
-    counts: dict[str, dict] = {name: {} for name in registered()}
-    for row in Instance.objects.values("workflow_name", "status").annotate(n=Count("pk")):
+def list_workflows(names: list[str] | None = None) -> list[dict]:
+    """Every registered workflow (or only ``names``) with its instance counts per status and
+    its latest activity. Asking for one workflow counts only its instances."""
+    instances = Instance.objects.all() if names is None else Instance.objects.filter(workflow_name__in=names)
+    counts: dict[str, dict] = {name: {} for name in (registered() if names is None else names)}
+    for row in instances.values("workflow_name", "status").annotate(n=Count("pk")):
         counts.setdefault(row["workflow_name"], {})[row["status"]] = row["n"]
-    latest = dict(Instance.objects.values("workflow_name").annotate(m=Max("updated_at")).values_list("workflow_name", "m"))
+    latest = dict(instances.values("workflow_name").annotate(m=Max("updated_at")).values_list("workflow_name", "m"))
     classes = registered()
     return [
         {
@@ -193,13 +195,7 @@ def list_pending_waits(*, exclude_types=(), limit: int = 50) -> list[dict]:
     Each: workflow, id, step (name), count, event_type, waiting_since, deadline, instance
     status, params, and the outputs of the instance's finished steps (context for a human).
     """
-    waits = list(
-        Step.objects.filter(kind=StepKind.WAIT, status=StepStatus.WAITING)
-        .exclude(event_type__in=list(exclude_types))
-        .exclude(instance__status__in=[Status.COMPLETE, Status.ERRORED, Status.TERMINATED])
-        .select_related("instance")
-        .order_by("wake_at", "pk")[:limit]
-    )
+    waits = list(_pending_waits(exclude_types).select_related("instance").order_by("wake_at", "pk")[:limit])
     outputs: dict[int, list] = {}
     for row in (
         Step.objects.filter(instance_id__in=[w.instance_id for w in waits], kind=StepKind.DO, status=StepStatus.SUCCEEDED)
@@ -224,9 +220,13 @@ def list_pending_waits(*, exclude_types=(), limit: int = 50) -> list[dict]:
 
 
 def count_pending_waits(*, exclude_types=()) -> int:
+    return _pending_waits(exclude_types).count()
+
+
+def _pending_waits(exclude_types):
+    """Waits still waiting, of instances not finished (a terminated one leaves its wait behind)."""
     return (
         Step.objects.filter(kind=StepKind.WAIT, status=StepStatus.WAITING)
         .exclude(event_type__in=list(exclude_types))
         .exclude(instance__status__in=[Status.COMPLETE, Status.ERRORED, Status.TERMINATED])
-        .count()
     )

@@ -326,7 +326,7 @@ class Runner:
             outcome = await self.replay()
             if outcome != "rerun":
                 return outcome
-        await self.db(store.hand_back, self.lease, clock.now())
+        await self.db(self._call_store, store.hand_back, self.lease, clock.now())
         return "handed back"
 
     async def replay(self) -> str:
@@ -423,8 +423,6 @@ class Runner:
             await self.db(self._finish_error, public_error(error_record(value)))
             return "errored"
         reason = value
-        if reason == "rerun":
-            return "rerun"
         if reason == "handback":
             await self.db(self._call_store, store.hand_back, self.lease, now)
             return "handed back"

@@ -82,6 +82,7 @@ class StepRow:
     wake_at: datetime | None = None
     lease_token: str | None = None  # set while another worker process runs the step
     attempt_started_at: datetime | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass
@@ -134,23 +135,27 @@ def claim(pk: int, now: datetime) -> Claim | None:
     instance = Instance.objects.filter(pk=pk, lease_token=token).first()
     if instance is None:
         return None  # taken over again in between (only if this worker stalled a whole lease)
-    rows = {}
-    max_seq = 0
-    interrupted = []
-    for s in Step.objects.filter(instance_id=pk).values(
-        "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at",
-        "lease_token", "attempt_started_at", "lease_until",
-    ):
-        lease_until = s.pop("lease_until")
-        row = StepRow(**s)
-        rows[(row.kind, row.name, row.occurrence)] = row
-        max_seq = max(max_seq, row.seq)
-        # A running step is a dead worker's, unless another worker runs it now (fan-out lease).
-        if row.status == StepStatus.RUNNING and not (row.lease_token and lease_until and lease_until >= now):
-            interrupted.append(row.id)
+    rows, max_seq = _load_steps(pk)
+    # A running step is a dead worker's, unless another worker runs it now (fan-out lease).
+    interrupted = [
+        row.id for row in rows.values()
+        if row.status == StepStatus.RUNNING and not (row.lease_token and row.lease_until and row.lease_until >= now)
+    ]
     if interrupted:
         record_interrupted(Step.objects.filter(pk__in=interrupted), now)
     return Claim(Lease(pk, token, instance.events_version, instance.worker_crashes), instance, rows, max_seq)
+
+
+def _load_steps(instance_pk: int) -> tuple[dict, int]:
+    """Every step of an instance, keyed (kind, name, occurrence), and the highest seq: one query."""
+    rows = {}
+    for values in Step.objects.filter(instance_id=instance_pk).values(
+        "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at",
+        "lease_token", "attempt_started_at", "lease_until",
+    ):
+        row = StepRow(**values)
+        rows[(row.kind, row.name, row.occurrence)] = row
+    return rows, max((row.seq for row in rows.values()), default=0)
 
 
 def record_interrupted(steps, now: datetime, error: dict = INTERNAL_ERROR) -> None:
@@ -162,8 +167,8 @@ def record_interrupted(steps, now: datetime, error: dict = INTERNAL_ERROR) -> No
         )
 
 
-def _fence(lease, now: datetime, *, check_pause: bool = False, **extra) -> None:
-    """Renew our lease (and apply ``extra`` instance updates) or raise LeaseLost/PauseRequested.
+def _fence(lease, now: datetime, *, check_pause: bool = False) -> None:
+    """Renew our lease or raise LeaseLost/PauseRequested.
 
     For a StepLease: the step must still be ours and its instance unfinished (a step in
     flight finishes even if a pause was asked; terminate and restart stop it).
@@ -177,13 +182,13 @@ def _fence(lease, now: datetime, *, check_pause: bool = False, **extra) -> None:
         return
     qs = Instance.objects.filter(pk=lease.pk, lease_token=lease.token)
     if check_pause:
-        updated = qs.filter(pause_requested=False).update(lease_until=until, due_at=until, updated_at=now, **extra)
+        updated = qs.filter(pause_requested=False).update(lease_until=until, due_at=until, updated_at=now)
         if not updated:
             if qs.exists():
                 raise PauseRequested()
             raise LeaseLost()
         return
-    if not qs.update(lease_until=until, due_at=until, updated_at=now, **extra):
+    if not qs.update(lease_until=until, due_at=until, updated_at=now):
         raise LeaseLost()
 
 
@@ -372,18 +377,8 @@ def claim_step(step_id: int, now: datetime, batch: int = 1):
             )
             Step.objects.filter(pk__in=more, lease_token__isnull=True).update(lease_token=token, lease_until=_lease_until(now))
         record_interrupted(Step.objects.filter(lease_token=token, status=StepStatus.RUNNING), now)
-        rows = {}
-        max_seq = 0
-        targets = set()
-        for s in Step.objects.filter(instance_id=step.instance_id).values(
-            "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at",
-            "lease_token", "attempt_started_at",
-        ):
-            row = StepRow(**s)
-            rows[(row.kind, row.name, row.occurrence)] = row
-            max_seq = max(max_seq, row.seq)
-            if row.lease_token == token:
-                targets.add((row.kind, row.name, row.occurrence))
+        rows, max_seq = _load_steps(step.instance_id)
+        targets = {key for key, row in rows.items() if row.lease_token == token}
     lease = StepLease(step_id, step.instance_id, token)
     return lease, Claim(lease, step.instance, rows, max_seq), targets
 
