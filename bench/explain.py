@@ -14,7 +14,8 @@ def plans() -> list[tuple[str, str, str]]:
     from django.db import connection
 
     from workflows import clock
-    from workflows.models import Instance, Step, StepKind, StepStatus
+    from workflows.models import Instance, Step
+    from workflows.states import StepKind, StepStatus
 
     now = clock.now()
     queries = [

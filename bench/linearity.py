@@ -7,7 +7,7 @@ from bench.common import Row
 def run(db, sizes=(100, 1000, 10000)) -> list[Row]:
     from django.db import connection
 
-    from workflows import get_workflow, runtime
+    from workflows import get_workflow, tasks
     from workflows.models import Instance
 
     rows, per_step = [], {}
@@ -22,7 +22,7 @@ def run(db, sizes=(100, 1000, 10000)) -> list[Row]:
 
         with connection.execute_wrapper(count):
             started = time.perf_counter()
-            outcome = runtime.advance(pk, renew_leases=False)
+            outcome = tasks.advance(pk, renew_leases=False)
             elapsed = time.perf_counter() - started
         assert outcome == "complete", outcome
         per_step[n] = 1000 * elapsed / n

@@ -10,13 +10,13 @@ def rss_mb() -> float:
 
 
 def run(db, instances: int = 40, steps: int = 500) -> list[Row]:
-    from workflows import get_workflow, runtime
+    from workflows import get_workflow, tasks
     from workflows.models import Instance
 
     def batch(count):
         for _ in range(count):
             handle = get_workflow("bench-sequential").create(params={"n": steps})
-            runtime.advance(Instance.objects.get(workflow_name="bench-sequential", instance_id=handle.id).pk, renew_leases=False)
+            tasks.advance(Instance.objects.get(workflow_name="bench-sequential", instance_id=handle.id).pk, renew_leases=False)
 
     batch(4)  # warm up: imports, caches, connection
     before = rss_mb()

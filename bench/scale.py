@@ -73,14 +73,14 @@ def time_pages(client) -> dict[str, float]:
 
 def engine_cycle_ms(n: int = 50) -> float:
     """Create, run and finish a 3-step instance in-process: the engine's per-instance cost."""
-    from workflows import get_workflow, runtime
+    from workflows import get_workflow, tasks
     from workflows.models import Instance
 
     samples = []
     for _ in range(n):
         started = time.perf_counter()
         handle = get_workflow("bench-three").create()
-        runtime.advance(Instance.objects.get(workflow_name="bench-three", instance_id=handle.id).pk, renew_leases=False)
+        tasks.advance(Instance.objects.get(workflow_name="bench-three", instance_id=handle.id).pk, renew_leases=False)
         samples.append(1000 * (time.perf_counter() - started))
     return median(samples)
 

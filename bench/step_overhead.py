@@ -5,7 +5,7 @@ from bench.common import Row, median, raw_commit_ms
 
 
 def run(db, steps: int = 200, repeats: int = 5) -> list[Row]:
-    from workflows import get_workflow, runtime
+    from workflows import get_workflow, tasks
     from workflows.models import Instance
 
     per_step = []
@@ -13,7 +13,7 @@ def run(db, steps: int = 200, repeats: int = 5) -> list[Row]:
         handle = get_workflow("bench-sequential").create(params={"n": steps})
         pk = Instance.objects.get(workflow_name="bench-sequential", instance_id=handle.id).pk
         started = time.perf_counter()
-        assert runtime.advance(pk, renew_leases=False) == "complete"
+        assert tasks.advance(pk, renew_leases=False) == "complete"
         per_step.append(1000 * (time.perf_counter() - started) / steps)
     commit = median([raw_commit_ms() for _ in range(3)])
     value = median(per_step)

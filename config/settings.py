@@ -226,6 +226,6 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Task queue",
     # On PostgreSQL, kicks wake the pusher at once (LISTEN/NOTIFY) instead of waiting a poll.
-    "broker_class": "workflows.broker.NotifyingORM",
+    "broker_class": "workflows.engine.broker.NotifyingORM",
     "log_level": os.getenv("Q_LOG_LEVEL", "WARNING"),
 }

@@ -11,14 +11,23 @@ def sent_messages() -> list[tuple[str, str]]:
     """(to, subject) of every message sent so far."""
     sent = [(", ".join(m.to), m.subject) for m in getattr(mail, "outbox", [])]
     directory = settings.EMAIL_FILE_PATH if hasattr(settings, "EMAIL_FILE_PATH") else None
-    for name in sorted(os.listdir(directory)) if directory and os.path.isdir(directory) else []:
-        with open(os.path.join(directory, name), "rb") as fh:
+    for path in _files_in_write_order(directory):
+        with open(path, "rb") as fh:
             # The file backend separates messages with a line of dashes.
             for chunk in fh.read().split(b"\n" + b"-" * 79 + b"\n"):
                 if chunk.strip():
                     message = email.message_from_bytes(chunk.strip(), policy=policy.default)
                     sent.append((message["To"], message["Subject"]))
     return sent
+
+
+def _files_in_write_order(directory) -> list[str]:
+    """The file backend's files, oldest first. Their names carry the time to the second only
+    (plus a random part), so two messages sent within one second sort by modification time."""
+    if not directory or not os.path.isdir(directory):
+        return []
+    paths = [os.path.join(directory, name) for name in os.listdir(directory)]
+    return sorted(paths, key=lambda path: (os.stat(path).st_mtime_ns, path))
 
 
 def sent_to(address: str) -> list[str]:

@@ -5,7 +5,9 @@ import pytest
 
 from tests.helpers import attempts_of, later, row, run, start, steps_of
 from tests.testapp.ledger import count
-from workflows import clock, runtime, store
+from workflows import clock, tasks
+from workflows.engine import leases, records
+from workflows.engine.rows import StepRow
 from workflows.errors import InvalidState
 from workflows.models import Instance
 
@@ -30,14 +32,15 @@ def test_pausing_a_sleeping_instance_is_immediate_and_paused_time_does_not_count
 
 def test_pause_while_a_step_runs_waits_for_it_then_stops_before_the_next():
     instance = start("t-counter", {"steps": 3})
-    claim = store.claim(row(instance).pk, clock.now())
+    claim = leases.claim(row(instance).pk, clock.now())
     instance.pause()
     assert instance.status()["status"] == "waitingForPause"
     # The worker that holds the claim now reaches a step boundary.
-    from workflows.bridge import DatabaseBridge
+    from workflows.engine.bridge import DatabaseBridge
+    from workflows.engine.replay import InstanceRun
 
     bridge = DatabaseBridge()
-    assert bridge.serve(runtime.Runner(claim, bridge).main) == "paused"
+    assert bridge.serve(InstanceRun(claim, bridge).main) == "paused"
     assert instance.status()["status"] == "paused"
     assert count(instance.id, "step-0") == 0
     instance.resume()
@@ -48,7 +51,7 @@ def test_resume_cancels_a_pending_pause_and_is_a_no_op_otherwise():
     instance = start("t-counter")
     instance.resume()
     assert instance.status()["status"] == "queued"
-    store.claim(row(instance).pk, clock.now())
+    leases.claim(row(instance).pk, clock.now())
     instance.pause()
     instance.resume()
     assert instance.status()["status"] == "running"
@@ -67,10 +70,10 @@ def test_terminate_stops_the_instance_and_a_finished_one_cannot_be_terminated():
 
 def test_a_terminated_worker_cannot_write_another_step():
     instance = start("t-counter", {"steps": 2})
-    claim = store.claim(row(instance).pk, clock.now())
+    claim = leases.claim(row(instance).pk, clock.now())
     instance.terminate()
-    with pytest.raises(store.LeaseLost):
-        store.begin_attempt(claim.lease, ("do", "add 0", 1), None, 1, {}, clock.now())
+    with pytest.raises(leases.LeaseLost):
+        records.begin_attempt(claim.lease, ("do", "add 0", 1), None, 1, {}, clock.now())
     assert not steps_of(instance)
 
 
@@ -98,8 +101,8 @@ def test_restart_from_a_step_keeps_earlier_results():
 
 def test_a_dead_workers_attempt_is_recorded_failed_and_retried_by_the_next_claim(settings):
     instance = start("t-counter", {"steps": 1})
-    claim = store.claim(row(instance).pk, clock.now())
-    store.begin_attempt(claim.lease, ("do", "add 0", 1), None, 1, {"retries": {"limit": 5, "delay": 10, "backoff": "exponential"}, "timeout": 600}, clock.now())
+    claim = leases.claim(row(instance).pk, clock.now())
+    records.begin_attempt(claim.lease, ("do", "add 0", 1), None, 1, {"retries": {"limit": 5, "delay": 10, "backoff": "exponential"}, "timeout": 600}, clock.now())
     # The worker dies here; its lease runs out.
     later(seconds=settings.WORKFLOWS.get("LEASE_SECONDS", 20) + 1)
     assert instance.status()["output"] == 0
@@ -114,10 +117,10 @@ def test_a_crash_loop_errors_the_instance_after_the_configured_number_of_takeove
     settings.WORKFLOWS = {**settings.WORKFLOWS, "MAX_WORKER_CRASHES": 2}
     instance = start("t-counter", {"steps": 1})
     for _ in range(3):
-        claim = store.claim(row(instance).pk, clock.now())
-        store.begin_attempt(claim.lease, ("do", "add 0", 1), steps_and_row(instance), 1, {"retries": {"limit": 9, "delay": 0, "backoff": "constant"}, "timeout": 600}, clock.now())
+        claim = leases.claim(row(instance).pk, clock.now())
+        records.begin_attempt(claim.lease, ("do", "add 0", 1), steps_and_row(instance), 1, {"retries": {"limit": 9, "delay": 0, "backoff": "constant"}, "timeout": 600}, clock.now())
         clock.advance(timedelta(seconds=60))
-    assert runtime.advance(row(instance).pk, renew_leases=False) == "errored"
+    assert tasks.advance(row(instance).pk, renew_leases=False) == "errored"
     error = instance.status()["error"]
     assert error["name"] == "WorkflowInternalError" and "died 3 times in a row (in step 'add 0')" in error["message"]
 
@@ -126,4 +129,4 @@ def steps_and_row(instance):
     step = next(iter(steps_of(instance)), None)
     if step is None:
         return None
-    return store.StepRow(step.id, step.kind, step.name, step.occurrence, step.seq, step.status, attempts=step.attempts)
+    return StepRow(step.id, step.kind, step.name, step.occurrence, step.seq, step.status, attempts=step.attempts)

@@ -3,8 +3,8 @@ import pytest
 
 from tests.helpers import attempts_of, later, row, run, start, steps_of
 from tests.testapp.ledger import count, read
-from workflows import runtime
-from workflows.models import Status
+from workflows import tasks
+from workflows.states import Status
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -130,7 +130,7 @@ def test_the_step_limit_counts_step_do_calls(settings):
 
 def test_gathered_steps_run_concurrently_in_a_worker_and_keep_their_order():
     instance = start("t-parallel", {"n": 4, "seconds": 0.5})
-    assert runtime.advance(row(instance).pk, renew_leases=False) == "complete"
+    assert tasks.advance(row(instance).pk, renew_leases=False) == "complete"
     assert instance.status()["output"] == [0, 1, 4, 9]
     events = [e["ev"] for e in read(instance.id) if e["ev"] in ("start", "end")]
     assert events[:4] == ["start"] * 4, f"every branch should start before any finishes: {events}"

@@ -77,8 +77,8 @@ def test_two_workers_racing_for_the_same_instances_never_run_a_step_twice(worker
     workers()  # a second cluster competing for the same instances
     handles = get_workflow("t-counter").create_batch([{"id": uid("race"), "params": {"steps": 6}} for _ in range(40)])
     # Extra kicks for every instance: both clusters now compete for each one.
-    from workflows.dispatch import kick
     from workflows.models import Instance
+    from workflows.timers import kick
 
     for pk in Instance.objects.filter(instance_id__in=[h.id for h in handles]).values_list("pk", flat=True):
         kick(pk)

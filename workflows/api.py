@@ -13,7 +13,7 @@ from django.db.models import F
 
 from workflows import clock, conf
 from workflows.definition import lookup, registered
-from workflows.dispatch import grace, kick
+from workflows.error_records import public_error
 from workflows.errors import (
     DuplicateInstanceId,
     InstanceNotFound,
@@ -21,8 +21,11 @@ from workflows.errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from workflows.models import TERMINAL, Event, Instance, Status, Step, StepKind, StepStatus
-from workflows.runtime import public_error
+from workflows.history import TERMINATED, record_interrupted
+from workflows.lineage import parent_columns
+from workflows.models import Event, Instance, Step
+from workflows.states import FINISHED, Status, StepKind, StepStatus
+from workflows.timers import kick, shift_timers, wake_now, wake_steps_now
 from workflows.validation import check_event_type, check_instance_id
 from workflows.values import decode, encode_limited, register_type
 
@@ -38,14 +41,6 @@ def get_workflow(name: str) -> WorkflowHandle:
 
 def _encode_params(params, what="params"):
     return encode_limited(params, what=what, limit=conf.get("MAX_VALUE_BYTES"))
-
-
-def _parent() -> dict:
-    """parent_workflow/parent_instance_id when called from a step of another instance."""
-    from workflows.runtime import CURRENT_INSTANCE
-
-    current = CURRENT_INSTANCE.get()
-    return {"parent_workflow": current[0], "parent_instance_id": current[1]} if current else {}
 
 
 def _encode_create_params(params, what="params"):
@@ -71,7 +66,7 @@ class WorkflowHandle:
             with transaction.atomic():
                 instance = Instance.objects.create(
                     workflow_name=self.name, instance_id=instance_id, params=text,
-                    created_at=now, updated_at=now, wake_at=now, due_at=now + grace(), **_parent(),
+                    created_at=now, updated_at=now, **wake_now(now), **parent_columns(),
                 )
                 kick(instance.pk)
         except IntegrityError:
@@ -113,7 +108,7 @@ class WorkflowHandle:
                 taken.add(instance_id)
                 rows.append(Instance(
                     workflow_name=self.name, instance_id=instance_id, params=text, schedule=schedule,
-                    created_at=now, updated_at=now, wake_at=now, due_at=now + grace(), **_parent(),
+                    created_at=now, updated_at=now, **wake_now(now), **parent_columns(),
                 ))
             created = self._insert_skipping_races(rows)
             for instance in created:
@@ -148,9 +143,9 @@ class WorkflowHandle:
         from workflows.queries import check_status
 
         check_status(status)
-        if status in TERMINAL:
+        if status in FINISHED:
             raise WorkflowError(f"terminate_all takes an unfinished status, not {status!r}")
-        qs = Instance.objects.filter(workflow_name=self.name).exclude(status__in=TERMINAL)
+        qs = Instance.objects.filter(workflow_name=self.name).exclude(status__in=FINISHED)
         if status:
             qs = qs.filter(status=status)
         done = 0
@@ -249,13 +244,9 @@ class InstanceHandle:
         with transaction.atomic():
             instance = self._row(lock=True)
             if instance.status == Status.PAUSED:
-                paused_for = now - (instance.paused_at or now)
-                Step.objects.filter(instance_id=self._pk, status__in=[StepStatus.SLEEPING, StepStatus.RETRYING, StepStatus.WAITING]).update(
-                    wake_at=F("wake_at") + paused_for
-                )
+                shift_timers(self._pk, now - (instance.paused_at or now))
                 Instance.objects.filter(pk=self._pk).update(
-                    status=Status.QUEUED, pause_requested=False, paused_at=None,
-                    wake_at=now, due_at=now + grace(), updated_at=now,
+                    status=Status.QUEUED, pause_requested=False, paused_at=None, updated_at=now, **wake_now(now)
                 )
                 kick(self._pk)
             elif instance.status == Status.WAITING_FOR_PAUSE:
@@ -269,9 +260,9 @@ class InstanceHandle:
         now = clock.now()
         with transaction.atomic():
             instance = self._row(lock=True)
-            woken = Step.objects.filter(instance_id=self._pk, status=StepStatus.RETRYING).update(wake_at=now)
+            woken = wake_steps_now(self._pk, StepStatus.RETRYING, now)
             if woken and instance.status == Status.WAITING:
-                Instance.objects.filter(pk=self._pk).update(wake_at=now, due_at=now + grace(), updated_at=now)
+                Instance.objects.filter(pk=self._pk).update(updated_at=now, **wake_now(now))
                 kick(self._pk)
         return woken
 
@@ -285,7 +276,7 @@ class InstanceHandle:
         now = clock.now()
         with transaction.atomic():
             instance = self._row(lock=True)
-            if instance.status in TERMINAL:
+            if instance.status in FINISHED:
                 raise InvalidState(
                     f"(instance.cannot_terminate) Cannot terminate instance {self.id!r}: it is already {instance.status}"
                 )
@@ -293,12 +284,7 @@ class InstanceHandle:
                 status=Status.TERMINATED, ended_at=now, wake_at=None, due_at=None,
                 lease_token=None, lease_until=None, pause_requested=False, updated_at=now,
             )
-            from workflows.store import record_interrupted
-
-            record_interrupted(
-                Step.objects.filter(instance_id=self._pk, status=StepStatus.RUNNING), now,
-                error={"name": "Terminated", "message": "the instance was terminated while this attempt ran"},
-            )
+            record_interrupted(Step.objects.filter(instance_id=self._pk, status=StepStatus.RUNNING), now, TERMINATED)
 
     def restart(self, from_step=None) -> None:
         """Run the instance again with the same id and params.
@@ -320,8 +306,8 @@ class InstanceHandle:
                 doomed.delete()
             Instance.objects.filter(pk=self._pk).update(
                 status=Status.QUEUED, output=None, error=None, ended_at=None, lease_token=None, lease_until=None,
-                pause_requested=False, paused_at=None, worker_crashes=0, wake_at=now, due_at=now + grace(),
-                events_version=F("events_version") + 1, updated_at=now,
+                pause_requested=False, paused_at=None, worker_crashes=0, events_version=F("events_version") + 1,
+                updated_at=now, **wake_now(now),
             )
             kick(self._pk)
 
@@ -353,7 +339,7 @@ class InstanceHandle:
             instance = self._row(lock=True)
             if idempotency_key is not None and Event.objects.filter(instance_id=self._pk, idempotency_key=idempotency_key).exists():
                 return False
-            if instance.status in TERMINAL:
+            if instance.status in FINISHED:
                 raise InvalidState(f"cannot send an event to instance {self.id!r}: it is {instance.status}")
             Event.objects.create(instance_id=self._pk, type=type, payload=text, created_at=now, idempotency_key=idempotency_key)
             awaited = instance.status == Status.WAITING and Step.objects.filter(
@@ -361,7 +347,7 @@ class InstanceHandle:
             ).exists()
             changes = {"events_version": F("events_version") + 1, "updated_at": now}
             if awaited:
-                changes.update(wake_at=now, due_at=now + grace())
+                changes.update(wake_now(now))
             Instance.objects.filter(pk=self._pk).update(**changes)
             if awaited:
                 kick(self._pk)

@@ -7,19 +7,7 @@ from __future__ import annotations
 
 from django.db import models
 
-
-class Status(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    WAITING_FOR_PAUSE = "waitingForPause"
-    WAITING = "waiting"
-    ERRORED = "errored"
-    TERMINATED = "terminated"
-    COMPLETE = "complete"
-
-
-TERMINAL = (Status.COMPLETE, Status.ERRORED, Status.TERMINATED)
+from workflows.states import Permission, Status, StepKind, StepStatus
 
 
 class Instance(models.Model):
@@ -77,32 +65,10 @@ class Instance(models.Model):
             models.Index(fields=["parent_workflow", "parent_instance_id"], name="wf_instance_parent"),
         ]
         # Enforced by the dashboard and the HTTP API (the engine's Python API trusts its caller).
-        permissions = [
-            ("approve_instance", "Can approve or reject waiting instances (send events)"),
-            ("operate_instance", "Can create, pause, resume, terminate, restart and retry instances"),
-        ]
+        permissions = [(permission.codename, permission.label) for permission in Permission]
 
     def __str__(self):
         return f"{self.workflow_name}/{self.instance_id}"
-
-
-class StepKind(models.TextChoices):
-    DO = "do"
-    SLEEP = "sleep"
-    WAIT = "wait"
-
-
-class StepStatus(models.TextChoices):
-    QUEUED = "queued"          # handed to another worker process (fan-out), not started yet
-    RUNNING = "running"        # an attempt is executing
-    RETRYING = "retrying"      # waiting out a retry delay until wake_at
-    SLEEPING = "sleeping"      # a sleep until wake_at
-    WAITING = "waiting"        # a wait_for_event with its deadline in wake_at
-    SUCCEEDED = "succeeded"    # result stored (a sleep that ended, a received event)
-    FAILED = "failed"          # final error stored and re-raised on every replay
-
-
-PENDING_STEP = (StepStatus.RETRYING, StepStatus.SLEEPING, StepStatus.WAITING)
 
 
 class Step(models.Model):

@@ -12,7 +12,8 @@ from django.db.models import Count, Max, Prefetch, Q
 
 from workflows.definition import registered
 from workflows.errors import WorkflowError
-from workflows.models import Attempt, Event, Instance, Status, Step, StepKind, StepStatus
+from workflows.models import Attempt, Event, Instance, Step
+from workflows.states import Status, StepKind, StepStatus
 from workflows.values import decode
 
 MAX_PAGE = 500

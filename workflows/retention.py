@@ -15,7 +15,8 @@ from django.db import transaction
 from workflows import clock, conf
 from workflows.definition import registered
 from workflows.durations import parse_duration
-from workflows.models import TERMINAL, Instance
+from workflows.models import Instance
+from workflows.states import FINISHED
 
 log = logging.getLogger("workflows.retention")
 
@@ -34,14 +35,14 @@ def prune_finished(batch_size: int = 200, max_batches: int = 10) -> int:
     custom = {name: now - retention_of(cls) for name, cls in registered().items() if getattr(cls, "retention", None) is not None}
     deleted = 0
     for name, cutoff in [*custom.items(), (None, default_cutoff)]:
-        finished = Instance.objects.filter(status__in=TERMINAL, ended_at__lt=cutoff)
+        finished = Instance.objects.filter(status__in=FINISHED, ended_at__lt=cutoff)
         finished = finished.filter(workflow_name=name) if name else finished.exclude(workflow_name__in=list(custom))
         for _ in range(max_batches):
             pks = list(finished.order_by("ended_at").values_list("pk", flat=True)[:batch_size])
             if not pks:
                 break
             with transaction.atomic():
-                count, _ = Instance.objects.filter(pk__in=pks, status__in=TERMINAL).delete()
+                count, _ = Instance.objects.filter(pk__in=pks, status__in=FINISHED).delete()
             deleted += len(pks)
     if deleted:
         log.info("retention: pruned %d finished instances", deleted)

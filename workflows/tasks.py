@@ -1,12 +1,63 @@
-"""The django-q2 task: "advance instance N". Duplicated or late deliveries are harmless."""
+"""The django-q2 tasks: "advance instance N" and "run handed-out step N".
+
+A kick may be duplicated, late or lost (``workflows.timers``); each task claims what it
+works on first, so a duplicate finds nothing to do and returns "not claimed".
+"""
+
 from __future__ import annotations
 
-from workflows import runtime
+import logging
+
+from workflows import clock, conf
+from workflows.engine.bridge import DatabaseBridge
+from workflows.engine.leases import claim, claim_step, heartbeat
+from workflows.engine.parking import fail_crash_loop
+from workflows.engine.remote import RemoteRun
+from workflows.engine.replay import InstanceRun
+
+log = logging.getLogger("workflows.engine")
 
 
-def advance(pk: int) -> str:
-    return runtime.advance(pk)
+def advance(pk: int, *, renew_leases: bool = True, inline_callbacks: bool = False) -> str:
+    """Claim instance ``pk`` and run it as far as it can go now. Safe to call for any pk, any time.
+
+    ``inline_callbacks`` runs plain-function step callbacks on the calling thread, so they
+    share its database connection and transaction (in-process test runs); steps then run
+    one at a time, and a timed-out callback is waited for before its result is discarded.
+
+    Returns what happened: "not claimed" (nothing to do, or another worker has it),
+    "complete", "errored", "parked", "paused", "handed back" or "abandoned".
+    """
+    now = clock.now()
+    claimed = claim(pk, now)
+    if claimed is None:
+        return "not claimed"
+    crashes = claimed.instance.worker_crashes
+    if crashes > conf.get("MAX_WORKER_CRASHES"):
+        fail_crash_loop(claimed.lease, crashes, now)
+        log.error("%s: errored after %d worker crashes", claimed.instance, crashes)
+        return "errored"
+    bridge = DatabaseBridge()
+    run = InstanceRun(claimed, bridge, inline_callbacks=inline_callbacks)
+    if renew_leases:
+        heartbeat.track(claimed.lease)
+    try:
+        return bridge.serve(run.main)
+    finally:
+        if renew_leases:
+            heartbeat.untrack(claimed.lease)
 
 
 def run_step(step_id: int) -> str:
-    return runtime.run_step(step_id)
+    """Run one handed-out step for its instance (fan-out). Safe to call for any id, any time."""
+    claimed = claim_step(step_id, clock.now(), batch=conf.get("LOCAL_STEP_CONCURRENCY"))
+    if claimed is None:
+        return "not claimed"
+    lease, claim_of_steps, keys = claimed
+    bridge = DatabaseBridge()
+    run = RemoteRun(claim_of_steps, bridge, keys)
+    heartbeat.track(lease)
+    try:
+        return bridge.serve(run.main)
+    finally:
+        heartbeat.untrack(lease)

@@ -34,10 +34,12 @@ from pathlib import Path
 
 from django.db.models import Min
 
-from workflows import clock, overrides, runtime, store
+from workflows import clock, overrides, tasks
+from workflows.engine.leases import claimable
+from workflows.error_records import error_record, rebuild_error
 from workflows.errors import WorkflowError
-from workflows.models import TERMINAL, Instance, Status, Step, StepKind, StepStatus, TestOverride
-from workflows.runtime import error_record, rebuild_error
+from workflows.models import Instance, Step, TestOverride
+from workflows.states import FINISHED, Status, StepKind, StepStatus
 from workflows.values import decode, encode
 
 PREFIX = "[WorkflowIntrospector]"
@@ -54,11 +56,11 @@ def run_until_idle(max_rounds: int = 1000) -> int:
     """Advance instances with work due now until there is none; returns how many advances ran."""
     advanced = 0
     for _ in range(max_rounds):
-        pks = list(Instance.objects.filter(store.claimable(clock.now())).order_by("pk").values_list("pk", flat=True))
+        pks = list(Instance.objects.filter(claimable(clock.now())).order_by("pk").values_list("pk", flat=True))
         if not pks:
             return advanced
         for pk in pks:
-            runtime.advance(pk, renew_leases=False, inline_callbacks=True)
+            tasks.advance(pk, renew_leases=False, inline_callbacks=True)
             advanced += 1
     raise RuntimeError(f"instances still had work after {max_rounds} rounds; is a workflow looping?")
 
@@ -371,7 +373,7 @@ class InstanceIntrospector:
             if row is not None and row.status in (StepStatus.SUCCEEDED, StepStatus.FAILED):
                 return row
             status = self.status()
-            if status in TERMINAL:
+            if status in FINISHED:
                 raise IntrospectionError(
                     f"{PREFIX} The Workflow instance {self.instance_id} reached status '{status}' without step "
                     f"'{sel['name']}' (index {sel['index']}) finishing"
@@ -392,7 +394,7 @@ class InstanceIntrospector:
             current = self.status()
             if current == status or status == "queued":
                 return current
-            if current in TERMINAL:
+            if current in FINISHED:
                 raise IntrospectionError(
                     f"{PREFIX} The Workflow instance {self.instance_id} has reached status '{current}'. This is a finite "
                     f"status that prevents it from ever reaching the expected status of '{status}'."

@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, command=None, **options):
         if command == "worker":
-            from workflows.worker import run_worker
+            from workflows.engine.worker import run_worker
 
             workers = options.get("workers")
             if workers is not None and workers < 1:

@@ -21,10 +21,12 @@ import signal
 import threading
 import time
 
+from django.db import Error as DatabaseFailure
 from django.db import connections
 
-from workflows import conf, runtime
-from workflows.dispatch import run_dispatcher
+from workflows import conf
+from workflows.engine import control
+from workflows.engine.dispatcher import run_dispatcher
 
 log = logging.getLogger("workflows.worker")
 
@@ -41,7 +43,7 @@ def run_worker(workers: int | None = None) -> None:
 
         settings.WORKFLOWS = {**settings.WORKFLOWS, "WORKERS": workers}
     # Created before the cluster forks, so every worker process inherits it.
-    runtime.DRAIN_FLAG = multiprocessing.get_context("fork").RawValue("b", 0)
+    control.DRAIN_FLAG = multiprocessing.get_context("fork").RawValue("b", 0)
     stop = threading.Event()
     from workflows.schedules import sync_schedules
 
@@ -66,7 +68,7 @@ def run_worker(workers: int | None = None) -> None:
             from workflows.health import forget
 
             forget()
-        except Exception:
+        except DatabaseFailure:
             log.warning("worker: could not remove its heartbeat row", exc_info=True)
         connections.close_all()
         log.info("worker: stopped")
@@ -74,7 +76,7 @@ def run_worker(workers: int | None = None) -> None:
 
 def shut_down(cluster, grace: float) -> None:
     """Drain and stop the cluster within ``grace`` seconds, whatever state its processes are in."""
-    runtime.DRAIN_FLAG.value = 1
+    control.DRAIN_FLAG.value = 1
     # A SIGTERM sent to the whole process group (systemd, Ctrl-C) reaches the children too;
     # give them a moment, and do not wait on a sentinel that is already gone.
     time.sleep(0.2)

@@ -9,9 +9,11 @@ for a missed notification. On SQLite it falls back to the ORM broker's short pol
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from time import sleep
 
+import psycopg
 from django.db import connection
 from django.utils import timezone
 from django_q.brokers.orm import ORM
@@ -56,19 +58,15 @@ class NotifyingORM(ORM):
             return False
         try:
             if self._listener is None or self._listener.closed:
-                import psycopg
-
                 self._listener = psycopg.connect(**connection.get_connection_params(), autocommit=True)
                 self._listener.execute(f"LISTEN {CHANNEL}")
             for _ in self._listener.notifies(timeout=WAIT_SECONDS, stop_after=1):
                 pass
             return True
-        except Exception:
+        except psycopg.Error:
             log.warning("broker: LISTEN connection failed; polling until it is back", exc_info=True)
             if self._listener is not None:
-                try:
-                    self._listener.close()
-                except Exception:
-                    pass
+                with contextlib.suppress(psycopg.Error):
+                    self._listener.close()  # already broken: closing it is best effort
             self._listener = None
             return False

@@ -1,0 +1,88 @@
+"""The dispatcher: one loop per ``workflows worker`` that kicks whatever has come due.
+
+It is the only poller: one indexed query for the earliest ``due_at`` per tick (timers,
+expired leases of dead workers, lost kicks; see ``workflows.timers``), and the claiming
+transaction only when something is due. Parked instances cost nothing until then.
+Several dispatchers on several machines share the work: each claims due rows with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises writers), so a due instance is
+kicked once. About once a minute it also prunes finished instances past their retention,
+and every few seconds it reports the worker's heartbeat (``/health/``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.db import close_old_connections, connection, connections, transaction
+from django.db.models import Min
+
+from workflows import clock, conf
+from workflows.models import Instance
+from workflows.timers import grace, kick
+
+log = logging.getLogger("workflows.dispatch")
+
+PRUNE_EVERY_SECONDS = 60
+BEAT_EVERY_SECONDS = 5
+
+
+def dispatch_due(limit: int = 200) -> int:
+    """Kick every instance whose ``due_at`` has come (up to ``limit``); returns how many."""
+    now = clock.now()
+    with transaction.atomic():
+        due = Instance.objects.filter(due_at__lte=now).order_by("due_at").values_list("pk", flat=True)
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        pks = list(due[:limit])
+        if pks:
+            Instance.objects.filter(pk__in=pks).update(due_at=now + grace())
+            for pk in pks:
+                kick(pk)
+    return len(pks)
+
+
+def seconds_until_next_due(maximum: float) -> float:
+    earliest = Instance.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
+    if earliest is None:
+        return maximum
+    return max(0.0, min(maximum, (earliest - clock.now()).total_seconds()))
+
+
+def run_dispatcher(stop: threading.Event) -> None:
+    """Kick due instances until ``stop`` is set; survives database outages by retrying."""
+    from workflows import health
+    from workflows.retention import prune_finished
+
+    poll = conf.get("POLL_SECONDS")
+    next_prune = time.monotonic() + 5
+    next_beat = 0.0
+    started_at = clock.now()
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            while seconds_until_next_due(poll) == 0 and dispatch_due() and not stop.is_set():
+                pass
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + BEAT_EVERY_SECONDS
+                health.beat(started_at, conf.get("WORKERS"))
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                prune_finished()
+            wait = seconds_until_next_due(poll)
+        except Exception:
+            # The loop must outlive a database restart (and any one bad tick): log, reconnect, retry.
+            log.exception("dispatcher: tick failed; retrying in 1 s")
+            close_all_connections()
+            wait = 1.0
+        stop.wait(wait)
+
+
+def close_all_connections() -> None:
+    """Drop every connection of this thread (after an outage they may be half-dead)."""
+    for conn in connections.all(initialized_only=True):
+        try:
+            conn.close()
+        except Exception:  # a connection that cannot even close is gone anyway
+            log.debug("dispatcher: closing a broken connection failed", exc_info=True)

@@ -1,0 +1,239 @@
+"""Leases: which worker may advance an instance, or run a handed-out step, right now.
+
+- ``claim`` takes an instance that has work and nobody holds (or whose worker died) and
+  gives the worker a random token with an expiry (``WORKFLOWS["LEASE_SECONDS"]``).
+- ``fence`` renews the lease inside every write transaction and raises ``LeaseLost`` when
+  the token no longer matches: an instance that was terminated, restarted or taken over by
+  another worker never gets a write from the old one. That is what guarantees that one
+  instance never advances in two workers at once.
+- ``Heartbeat`` renews the leases of this process's instances while long steps run.
+- ``claim_step`` / ``StepLease``: the same for a step handed to another worker (fan-out).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import Error as DatabaseFailure
+from django.db import close_old_connections, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
+
+from workflows import clock, conf
+from workflows.engine.rows import Claim, load_steps
+from workflows.history import record_interrupted
+from workflows.models import Instance, Step
+from workflows.states import FINISHED, Status, StepStatus
+
+log = logging.getLogger("workflows.engine")
+
+
+class LeaseLost(Exception):
+    """The instance is no longer ours: terminated, restarted, or taken over."""
+
+
+class PauseRequested(Exception):
+    """A pause was requested; the next step must not start."""
+
+
+class StepTaken(Exception):
+    """Another worker claimed the queued step first."""
+
+
+@dataclass
+class Lease:
+    """A worker's hold on an instance."""
+
+    pk: int
+    token: str
+    events_version: int
+    crashes: int = 0  # worker crashes before this claim; reset by the first step that succeeds
+
+
+@dataclass
+class StepLease:
+    """A worker running handed-out steps of an instance for its coordinator, under one token."""
+
+    step_id: int  # the step whose kick started it; others may share the token
+    pk: int  # the instance
+    token: str
+
+
+def lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=conf.get("LEASE_SECONDS"))
+
+
+def claimable(now: datetime) -> Q:
+    """Instances with work a worker may take now: queued; waiting and due; a dead worker's."""
+    return (
+        Q(status=Status.QUEUED)
+        | Q(status=Status.WAITING, wake_at__lte=now)
+        | Q(status__in=[Status.RUNNING, Status.WAITING_FOR_PAUSE], lease_until__lt=now)
+    )
+
+
+def claim(pk: int, now: datetime) -> Claim | None:
+    """Take the instance if it has work and nobody holds it; load its steps for replay.
+
+    Taking over a dead worker's lease counts a worker crash; the attempts it left running
+    are recorded as failed so the step's retry rules apply. Two round trips in the common
+    case: the claiming UPDATE, then one SELECT of the instance and one of its steps (the
+    lease now keeps other workers out).
+    """
+    token = uuid.uuid4().hex
+    until = lease_until(now)
+    updated = (
+        Instance.objects.filter(pk=pk)
+        .filter(claimable(now))
+        .update(
+            status=Case(
+                When(status=Status.WAITING_FOR_PAUSE, then=Value(Status.WAITING_FOR_PAUSE)),
+                default=Value(Status.RUNNING),
+            ),
+            worker_crashes=F("worker_crashes") + Case(When(lease_token__isnull=False, then=Value(1)), default=Value(0)),
+            lease_token=token,
+            lease_until=until,
+            due_at=until,
+            started_at=Coalesce("started_at", Value(now)),
+            updated_at=now,
+        )
+    )
+    if not updated:
+        return None
+    instance = Instance.objects.filter(pk=pk, lease_token=token).first()
+    if instance is None:
+        return None  # taken over again in between (only if this worker stalled a whole lease)
+    rows, max_seq = load_steps(pk)
+    # A running step is a dead worker's, unless another worker runs it now (fan-out lease).
+    interrupted = [
+        row.id
+        for row in rows.values()
+        if row.status == StepStatus.RUNNING and not (row.lease_token and row.lease_until and row.lease_until >= now)
+    ]
+    if interrupted:
+        record_interrupted(Step.objects.filter(pk__in=interrupted), now)
+    return Claim(Lease(pk, token, instance.events_version, instance.worker_crashes), instance, rows, max_seq)
+
+
+def lease_check_sql(*, pause: bool = False) -> str:
+    """A WHERE clause (two or three parameters) that holds only while the lease is ours."""
+    extra = " AND pause_requested = %s" if pause else ""
+    return f"EXISTS (SELECT 1 FROM wf_instance WHERE id = %s AND lease_token = %s{extra})"
+
+
+def lease_lost_or_paused(lease: Lease) -> Exception:
+    """Why a lease-checked write matched nothing: a pause was asked, or the lease is gone."""
+    if Instance.objects.filter(pk=lease.pk, lease_token=lease.token).exists():
+        return PauseRequested()
+    return LeaseLost()
+
+
+def fence(lease: Lease | StepLease, now: datetime, *, check_pause: bool = False) -> None:
+    """Renew our lease or raise LeaseLost/PauseRequested (call inside the write's transaction).
+
+    For a StepLease: the step must still be ours and its instance unfinished (a step in
+    flight finishes even if a pause was asked; terminate and restart stop it).
+    """
+    until = lease_until(now)
+    if isinstance(lease, StepLease):
+        if not Step.objects.filter(instance_id=lease.pk, lease_token=lease.token).update(lease_until=until):
+            raise LeaseLost()
+        if not Instance.objects.filter(pk=lease.pk).exclude(status__in=FINISHED).exists():
+            raise LeaseLost()
+        return
+    qs = Instance.objects.filter(pk=lease.pk, lease_token=lease.token)
+    if check_pause:
+        if not qs.filter(pause_requested=False).update(lease_until=until, due_at=until, updated_at=now):
+            raise lease_lost_or_paused(lease)
+        return
+    if not qs.update(lease_until=until, due_at=until, updated_at=now):
+        raise LeaseLost()
+
+
+def renew(lease: Lease | StepLease, now: datetime) -> bool:
+    """Heartbeat for a long step; False when the lease is gone."""
+    until = lease_until(now)
+    if isinstance(lease, StepLease):
+        return bool(Step.objects.filter(instance_id=lease.pk, lease_token=lease.token).update(lease_until=until))
+    return bool(Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(lease_until=until, due_at=until))
+
+
+def claim_step(step_id: int, now: datetime, batch: int = 1) -> tuple[StepLease, Claim, set] | None:
+    """Take a queued step (or one whose worker died) to run it, plus up to ``batch - 1`` more
+    queued steps of the same instance; returns (StepLease, Claim, target keys) or None."""
+    token = uuid.uuid4().hex
+    until = lease_until(now)
+    claimable_step = Q(status=StepStatus.QUEUED, lease_token__isnull=True) | Q(
+        status__in=[StepStatus.QUEUED, StepStatus.RUNNING], lease_token__isnull=False, lease_until__lt=now
+    )
+    with transaction.atomic():
+        taken = (
+            Step.objects.filter(pk=step_id)
+            .filter(claimable_step)
+            .exclude(instance__status__in=FINISHED)
+            .update(lease_token=token, lease_until=until)
+        )
+        if not taken:
+            return None
+        step = Step.objects.select_related("instance").get(pk=step_id)
+        if batch > 1:
+            more = list(
+                Step.objects.filter(instance_id=step.instance_id, status=StepStatus.QUEUED, lease_token__isnull=True)
+                .exclude(pk=step_id)
+                .order_by("seq")
+                .values_list("pk", flat=True)[: batch - 1]
+            )
+            Step.objects.filter(pk__in=more, lease_token__isnull=True).update(lease_token=token, lease_until=until)
+        record_interrupted(Step.objects.filter(lease_token=token, status=StepStatus.RUNNING), now)
+        rows, max_seq = load_steps(step.instance_id)
+        targets = {key for key, row in rows.items() if row.lease_token == token}
+    lease = StepLease(step_id, step.instance_id, token)
+    return lease, Claim(lease, step.instance, rows, max_seq), targets
+
+
+def release_steps(lease: StepLease) -> None:
+    """Give back claimed steps this worker did not reach; the coordinator will run them."""
+    Step.objects.filter(instance_id=lease.pk, lease_token=lease.token, status=StepStatus.QUEUED).update(
+        lease_token=None, lease_until=None
+    )
+
+
+class Heartbeat:
+    """Renews the leases of the instances this process is running, while long steps run."""
+
+    def __init__(self) -> None:
+        self.leases: dict[int, Lease | StepLease] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def track(self, lease: Lease | StepLease) -> None:
+        with self.lock:
+            self.leases[id(lease)] = lease
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="workflow-heartbeat", daemon=True)
+                self.thread.start()
+
+    def untrack(self, lease: Lease | StepLease) -> None:
+        with self.lock:
+            self.leases.pop(id(lease), None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(max(0.5, conf.get("LEASE_SECONDS") / 4))
+            with self.lock:
+                leases = list(self.leases.values())
+            for lease in leases:
+                try:
+                    renew(lease, clock.now())
+                except DatabaseFailure:
+                    # The next beat tries again; the lease only expires after LEASE_SECONDS.
+                    log.exception("heartbeat: could not renew lease of instance %s", lease.pk)
+                    close_old_connections()
+
+
+heartbeat = Heartbeat()

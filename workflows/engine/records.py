@@ -1,0 +1,177 @@
+"""What a worker writes as a step runs: its attempts, its result or error, its sleep.
+
+Every function here is fenced on the worker's lease (``leases.fence`` or an inline lease
+check in the statement itself), runs on the thread that owns the database connection (see
+``engine.bridge``), and updates the in-memory ``StepRow`` to match what it committed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from workflows.engine.leases import (
+    Lease,
+    LeaseLost,
+    StepLease,
+    StepTaken,
+    fence,
+    lease_check_sql,
+    lease_lost_or_paused,
+)
+from workflows.engine.rows import StepKey, StepRow
+from workflows.models import Attempt, Instance, Step
+from workflows.states import StepStatus
+
+
+def _step_row(lease: Lease | StepLease, row_id: int):
+    """The step's row, fenced on the step lease when a fan-out worker writes it."""
+    qs = Step.objects.filter(pk=row_id)
+    return qs.filter(lease_token=lease.token) if isinstance(lease, StepLease) else qs
+
+
+def update_step(lease: Lease | StepLease, row_id: int, **changes: Any) -> None:
+    if not _step_row(lease, row_id).update(**changes):
+        raise LeaseLost()
+
+
+def begin_attempt(
+    lease: Lease | StepLease, key: StepKey, row: StepRow | None, seq: int, config: dict, now: datetime, *, steal: bool = False
+) -> StepRow:
+    """Record that an attempt of a step.do starts, before user code runs.
+
+    Committing this first is what lets a crash mid-attempt be seen and counted. The first
+    attempt of a new step is one autocommitted statement that carries its own lease check
+    (the hot path); retries, stolen and fan-out steps take a short transaction. With
+    ``steal`` the step must still be queued for another worker, and is taken back from it.
+    """
+    kind, name, occurrence = key
+    if row is None and isinstance(lease, Lease):
+        step_id = _insert_step_fenced(lease, key, seq, config, now)
+        return StepRow(
+            step_id, kind, name, occurrence, seq, StepStatus.RUNNING, config=config, attempts=1, attempt_started_at=now
+        )
+    with transaction.atomic():
+        fence(lease, now, check_pause=True)
+        if steal:
+            assert row is not None
+            taken = Step.objects.filter(pk=row.id, status=StepStatus.QUEUED, lease_token__isnull=True).update(
+                status=StepStatus.RUNNING, attempts=F("attempts") + 1, wake_at=None, attempt_started_at=now
+            )
+            if not taken:
+                raise StepTaken()
+            row.attempts += 1
+            row.status = StepStatus.RUNNING
+        elif row is None:
+            step = Step.objects.create(
+                instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
+                status=StepStatus.RUNNING, config=config, attempts=1, started_at=now, attempt_started_at=now,
+            )  # fmt: skip
+            row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.RUNNING, config=config, attempts=1)
+        else:
+            row.attempts += 1
+            row.status = StepStatus.RUNNING
+            row.wake_at = None
+            update_step(lease, row.id, status=StepStatus.RUNNING, attempts=row.attempts, wake_at=None, attempt_started_at=now)
+    row.attempt_started_at = now
+    return row
+
+
+def _insert_step_fenced(lease: Lease, key: StepKey, seq: int, config: dict, now: datetime) -> int:
+    """INSERT the step only while we hold the lease and no pause is asked; else say which."""
+    kind, name, occurrence = key
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    sql = (
+        "INSERT INTO wf_step (instance_id, kind, name, occurrence, seq, status, config, attempts, started_at, "
+        f"attempt_started_at) SELECT %s, %s, %s, %s, %s, %s, %s{cast}, 1, %s, %s "
+        f"WHERE {lease_check_sql(pause=True)} RETURNING id"
+    )
+    params = [lease.pk, kind, name, occurrence, seq, StepStatus.RUNNING, json.dumps(config), now, now]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, lease.pk, lease.token, False])
+        found = cursor.fetchone()
+    if found:
+        return found[0]
+    raise lease_lost_or_paused(lease)
+
+
+def attempt_succeeded(lease: Lease | StepLease, row: StepRow, result_text: str, now: datetime) -> None:
+    """Store the step's result: one autocommitted, lease-checked UPDATE on the hot path."""
+    if isinstance(lease, Lease):
+        sql = (
+            "UPDATE wf_step SET status = %s, result = %s, ended_at = %s, lease_token = NULL "
+            f"WHERE id = %s AND {lease_check_sql()}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [StepStatus.SUCCEEDED, result_text, now, row.id, lease.pk, lease.token])
+            if cursor.rowcount != 1:
+                raise LeaseLost()
+        if lease.crashes:
+            # The step survived: the crash-loop counter starts again.
+            Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(worker_crashes=0)
+            lease.crashes = 0
+    else:
+        with transaction.atomic():
+            fence(lease, now)
+            update_step(lease, row.id, status=StepStatus.SUCCEEDED, result=result_text, ended_at=now, lease_token=None)
+    row.status = StepStatus.SUCCEEDED
+    row.result = result_text
+
+
+def attempt_failed(
+    lease: Lease | StepLease,
+    row: StepRow,
+    error: dict[str, Any],
+    traceback_text: str,
+    now: datetime,
+    *,
+    retry_at: datetime | None,
+    retry_delay: float | None,
+    record_attempt: bool = True,
+) -> None:
+    """Record a failed attempt: the step waits for its retry at ``retry_at``, or fails for good."""
+    with transaction.atomic():
+        # Not a reset of worker_crashes: only a step that succeeds proves the worker survives it.
+        fence(lease, now)
+        if record_attempt:
+            Attempt.objects.create(
+                step_id=row.id, number=row.attempts, started_at=row.attempt_started_at or now,
+                ended_at=now, success=False, error=error, traceback=traceback_text, retry_delay=retry_delay,
+            )  # fmt: skip
+        elif retry_delay is not None:
+            Attempt.objects.filter(step_id=row.id, number=row.attempts).update(retry_delay=retry_delay)
+        if retry_at is None:
+            update_step(lease, row.id, status=StepStatus.FAILED, error=error, ended_at=now, wake_at=None, lease_token=None)
+            row.status, row.error, row.wake_at = StepStatus.FAILED, error, None
+        elif retry_at > now:
+            # Waiting out a delay: a remote worker (fan-out) lets go of the step.
+            update_step(lease, row.id, status=StepStatus.RETRYING, wake_at=retry_at, lease_token=None)
+            row.status, row.wake_at = StepStatus.RETRYING, retry_at
+        else:
+            update_step(lease, row.id, status=StepStatus.RETRYING, wake_at=retry_at)
+            row.status, row.wake_at = StepStatus.RETRYING, retry_at
+
+
+def begin_sleep(lease: Lease, key: StepKey, seq: int, wake_at: datetime, now: datetime) -> StepRow:
+    """Record a new sleep (already over when ``wake_at`` is not in the future)."""
+    kind, name, occurrence = key
+    done = wake_at <= now
+    status = StepStatus.SUCCEEDED if done else StepStatus.SLEEPING
+    with transaction.atomic():
+        fence(lease, now)
+        step = Step.objects.create(
+            instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq, status=status,
+            wake_at=wake_at, started_at=now, ended_at=now if done else None,
+        )  # fmt: skip
+    return StepRow(step.id, kind, name, occurrence, seq, status, wake_at=wake_at)
+
+
+def end_sleep(lease: Lease, row: StepRow, now: datetime) -> None:
+    with transaction.atomic():
+        fence(lease, now)
+        Step.objects.filter(pk=row.id).update(status=StepStatus.SUCCEEDED, ended_at=now)
+    row.status = StepStatus.SUCCEEDED

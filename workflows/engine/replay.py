@@ -1,0 +1,307 @@
+"""The replay loop: advance one claimed instance by running ``run()`` from the top.
+
+``InstanceRun`` lives as long as a claim: it replays pass after pass (``ReplayPass``) until
+the instance finishes, parks or is handed back. In a pass, finished steps return their
+stored results; the first unfinished one executes (``engine.steps``) and its result is
+committed before the next step starts, so consecutive steps run here without a queue round
+trip. When ``run`` reaches something that must wait (a sleep, a retry delay, an event: see
+``engine.waits``), that branch parks on a future that never resolves; in-flight steps of
+other branches (``asyncio.gather``) finish and commit, and once nothing is executing the
+pass ends and the instance parks until its earliest timer (``engine.parking``).
+
+Failure handling, in order of the guarantees:
+- A finished step never runs again: results are read from the claim's copy of the steps.
+- One instance never advances in two workers: every write is fenced on the lease token
+  (``engine.leases``); a write that finds the lease gone raises ``Abandon``.
+- A killed worker loses nothing: the attempt start is committed before user code runs, so
+  the next claim sees it, records it as failed, and retries it under the step's rules.
+- An event is never lost or consumed twice: see ``engine.events`` and ``engine.parking``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from workflows import clock, conf, overrides
+from workflows.bindings import env
+from workflows.definition import lookup
+from workflows.engine import parking, steps, waits
+from workflows.engine.bridge import DatabaseBridge
+from workflows.engine.context import SyncWorkflowStep, WorkflowEvent, WorkflowStep
+from workflows.engine.control import Abandon, Suspend, draining
+from workflows.engine.leases import LeaseLost, PauseRequested
+from workflows.engine.rows import Claim, StepKey
+from workflows.engine.threads import call_in_thread, callback_pool
+from workflows.error_records import error_record, public_error
+from workflows.errors import NotSerialisable, ValueTooLarge
+from workflows.lineage import CURRENT_INSTANCE
+from workflows.logs import fields
+from workflows.values import decode, encode_limited
+
+if TYPE_CHECKING:
+    from workflows.engine.fanout import FanOut
+
+log = logging.getLogger("workflows.engine")
+
+MAX_REPLAYS_PER_TASK = 200
+
+class InstanceRun:
+    """One claim of one instance: replays ``run()`` until there is nothing left to do now."""
+
+    def __init__(self, claim: Claim, bridge: DatabaseBridge, *, inline_callbacks: bool = False):
+        self.claim = claim
+        self.lease = claim.lease
+        self.instance = claim.instance
+        self.steps = claim.steps
+        self.seq = claim.max_seq
+        self.bridge = bridge
+        self.db = bridge.call
+        self.inline_callbacks = inline_callbacks
+        self.started = time.monotonic()
+        self.local_running = 0  # step.do attempts executing in this process now
+        self.workflow_cls = lookup(self.instance.workflow_name)
+        self.overrides = overrides.load(self.instance.workflow_name, self.instance.instance_id)
+        self.fanout = self._fanout()
+
+    def _fanout(self) -> FanOut | None:
+        """The coordinator that hands steps to other worker processes and waits for them."""
+        from workflows.engine.fanout import FanOut
+
+        return FanOut(self, hands_out=not self.inline_callbacks and bool(conf.get("ENQUEUE")))
+
+    @property
+    def label(self) -> str:
+        return f"{self.instance.workflow_name}/{self.instance.instance_id}"
+
+    def log_fields(self, step: str | None = None, attempt: int | None = None) -> dict:
+        return fields(self.instance.workflow_name, self.instance.instance_id, step, attempt)
+
+    # ---- what this run may do (a fan-out worker's RemoteRun says otherwise)
+
+    def executes(self, key: StepKey) -> bool:
+        """Whether this run may execute step ``key`` (a fan-out worker runs only its targets)."""
+        return True
+
+    @property
+    def records_waits(self) -> bool:
+        """Whether sleeps and waits may be recorded and ended here (not by a fan-out worker)."""
+        return True
+
+    def should_hand_back(self) -> bool:
+        """The worker is shutting down, or this instance has had its time slice."""
+        return draining() or time.monotonic() - self.started > conf.get("RUN_SLICE_SECONDS")
+
+    def new_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # ---- the loop
+
+    async def main(self) -> str:
+        """Replay until there is nothing left to do now; returns what happened."""
+        if self.workflow_cls is None:
+            message = f"no installed app defines workflow {self.instance.workflow_name!r}"
+            await self.db(self.finish_error, {"name": "WorkflowNotFound", "message": message})
+            return "errored"
+        for _ in range(MAX_REPLAYS_PER_TASK):
+            outcome = await self.replay_once()
+            if outcome != "rerun":
+                return outcome
+        await self.db(self.call_store, parking.hand_back, self.lease, clock.now())
+        return "handed back"
+
+    async def replay_once(self) -> str:
+        replay = ReplayPass(self, asyncio.get_running_loop())
+        outcome, value = await replay.execute()
+        try:
+            return await self.conclude(replay, outcome, value)
+        except Abandon:
+            return "abandoned"
+
+    async def conclude(self, replay: ReplayPass, outcome: str, value: Any) -> str:
+        """Write what the pass led to; "rerun" when an event arrived while parking."""
+        now = clock.now()
+        if outcome == "abandon":
+            log.info("%s: lease lost (terminated, restarted or taken over); stopping", self.label, **self.log_fields())
+            return "abandoned"
+        if replay.fatal is not None:
+            await self.db(self.finish_error, replay.fatal)
+            return "errored"
+        if outcome == "complete":
+            return await self._complete(value, now)
+        if outcome == "error":
+            log.info("%s: errored: %s: %s", self.label, type(value).__name__, value, **self.log_fields())
+            await self.db(self.finish_error, public_error(error_record(value)))
+            return "errored"
+        if value == "handback":
+            await self.db(self.call_store, parking.hand_back, self.lease, now)
+            return "handed back"
+        parked = await self.db(self.call_store, parking.park, self.lease, now)
+        return ("paused" if value == "pause" else "parked") if parked else "rerun"
+
+    async def _complete(self, value: Any, now: Any) -> str:
+        try:
+            text = encode_limited(value, what="the value returned by run()", limit=conf.get("MAX_VALUE_BYTES"))
+        except (NotSerialisable, ValueTooLarge) as exc:
+            await self.db(self.finish_error, public_error(error_record(exc)))
+            return "errored"
+        await self.db(self.call_store, parking.finish, self.lease, now, output_text=text)
+        log.info("%s: complete", self.label, **self.log_fields())
+        return "complete"
+
+    def finish_error(self, error: dict) -> None:
+        self.call_store(parking.finish, self.lease, clock.now(), error=error)
+
+    @staticmethod
+    def call_store(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LeaseLost:
+            raise Abandon() from None
+
+
+class ReplayPass:
+    """One pass of ``run()`` from the top, with the bookkeeping that lives only that long."""
+
+    def __init__(self, run: InstanceRun, loop: asyncio.AbstractEventLoop):
+        self.run = run
+        self.counters: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.do_calls = 0
+        self.stop_reason: str | None = None
+        self.fatal: dict | None = None  # set by a misuse that errors the instance at the end of the pass
+        self.busy = 0  # branches executing an engine call now
+        self.parked = 0  # branches waiting for a timer or an event
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.never = loop.create_future()  # what a parked branch awaits
+        self.quiet = loop.create_future()  # resolved once every branch is parked or done
+        self.async_run = run.workflow_cls.is_async()
+
+    async def execute(self) -> tuple[str, Any]:
+        """Run ``run()``: ("complete", output), ("error", exc), ("suspend", reason) or ("abandon", None).
+
+        Pause, hand-back and fatal errors stop the pass: steps in flight finish and commit,
+        and no new step starts.
+        """
+        run_task = self._start_user_run()
+        await asyncio.wait({run_task, self.quiet}, return_when=asyncio.FIRST_COMPLETED)
+        if not run_task.done():
+            run_task.cancel()
+            with contextlib.suppress(BaseException):  # whatever run() does while cancelled is moot
+                await run_task
+            outcome, value = "suspend", "park"
+        else:
+            outcome, value = _result_of(run_task)
+        # Steps still running in other branches (gather) finish and commit first.
+        self.stop_reason = self.stop_reason or "finishing"
+        await self.idle.wait()
+        self.never.cancel()
+        if outcome == "suspend" and self.stop_reason in ("pause", "handback"):
+            value = self.stop_reason
+        return outcome, value
+
+    def _start_user_run(self) -> asyncio.Future:
+        instance = self.run.instance
+        event = WorkflowEvent(
+            decode(instance.params), instance.instance_id, instance.workflow_name, instance.created_at, instance.schedule
+        )
+        CURRENT_INSTANCE.set((instance.workflow_name, instance.instance_id))
+        workflow = self.run.workflow_cls()
+        workflow.env = env
+        step = WorkflowStep(self)
+        if self.async_run:
+            return asyncio.ensure_future(workflow.run(event, step))
+        loop = asyncio.get_running_loop()
+        sync_step = SyncWorkflowStep(step, loop)
+        context = contextvars.copy_context()
+        return asyncio.ensure_future(
+            loop.run_in_executor(callback_pool, context.run, call_in_thread, workflow.run, (event, sync_step))
+        )
+
+    # ---- the step API (WorkflowStep calls these)
+
+    async def do(self, name: str, fn: Callable, retries: dict | None, timeout: Any) -> Any:
+        return await steps.run_do(self, name, fn, retries, timeout)
+
+    async def sleep(self, name: str, wake_for: Callable) -> None:
+        return await waits.sleep(self, name, wake_for)
+
+    async def wait_for_event(self, name: str, event_type: str, timeout_seconds: float) -> dict:
+        return await waits.wait_for_event(self, name, event_type, timeout_seconds)
+
+    # ---- bookkeeping shared by the step kinds
+
+    def next_key(self, kind: str, name: str) -> StepKey:
+        self.counters[(kind, name)] += 1
+        return (kind, name, self.counters[(kind, name)])
+
+    def may_start_new_work(self) -> None:
+        """Called before anything new is written: refuse once this pass is ending."""
+        if self.stop_reason is not None:
+            raise Suspend(self.stop_reason)
+        if self.run.should_hand_back():
+            self.stop("handback")
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+        raise Suspend(reason)
+
+    async def park(self) -> None:
+        """This branch has to wait; the instance parks once every branch waits or is done."""
+        if not self.async_run:
+            self.stop("park")
+        self.parked += 1
+        self._check_quiet()
+        await self.never
+
+    def _check_quiet(self, rounds: int = 6) -> None:
+        # A few loop turns let branches that were just woken reach their next engine call.
+        if self.busy or not self.parked or self.quiet.done():
+            return
+        if rounds:
+            asyncio.get_running_loop().call_soon(self._check_quiet, rounds - 1)
+        else:
+            self.quiet.set_result(None)
+
+    def enter(self) -> None:
+        self.busy += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.busy -= 1
+        if self.busy == 0:
+            self.idle.set()
+            self._check_quiet()
+
+    async def store(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Run a fenced write on the database thread; a lost lease abandons, a pause stops the pass."""
+        self.enter()
+        try:
+            return await self.run.db(fn, *args, **kwargs)
+        except LeaseLost:
+            self.stop_reason = "abandon"
+            raise Abandon() from None
+        except PauseRequested:
+            self.stop("pause")
+        finally:
+            self.leave()
+
+
+def _result_of(run_task: asyncio.Future) -> tuple[str, Any]:
+    try:
+        return "complete", run_task.result()
+    except Suspend as suspend:
+        return "suspend", suspend.reason
+    except Abandon:
+        return "abandon", None
+    except asyncio.CancelledError:
+        return "suspend", "park"
+    except Exception as exc:  # run() raised: the instance errors with it
+        return "error", exc

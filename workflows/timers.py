@@ -1,0 +1,77 @@
+"""Due times and waking: when an instance has work, and how a worker hears of it.
+
+Two columns of ``wf_instance`` drive everything:
+
+- ``wake_at``: when a waiting instance has something to do: its earliest timer (a sleep,
+  a retry delay, a wait's deadline: ``next_wake``), or now when an awaited event arrived.
+  A worker may claim a waiting instance only once it is due.
+- ``due_at``: when the dispatcher should look at the instance next. Whoever makes an
+  instance runnable kicks it (a django-q2 task "advance instance N") in the same
+  transaction and pushes ``due_at`` a grace period ahead (``wake_now``): if the kick is lost
+  with a killed cluster, the dispatcher kicks again when that time comes. Parked instances
+  are due at their ``wake_at``; running ones at the end of their lease; paused and finished
+  ones never (NULL).
+
+Shared by the public API (create, send_event, resume, restart) and the engine (parking,
+the dispatcher); it imports nothing of the engine.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import F, Subquery, Value
+from django.db.models.expressions import Expression
+from django.db.models.functions import Coalesce
+
+from workflows import conf
+from workflows.models import Step
+from workflows.states import PENDING_STEP
+
+ADVANCE_TASK = "workflows.tasks.advance"
+STEP_TASK = "workflows.tasks.run_step"
+
+
+def grace() -> timedelta:
+    """How long a kick may wait in the queue before the dispatcher sends another."""
+    return timedelta(seconds=conf.get("DISPATCH_GRACE_SECONDS"))
+
+
+def wake_now(now: datetime) -> dict[str, Any]:
+    """The instance columns that make it runnable at once (pair with ``kick``)."""
+    return {"wake_at": now, "due_at": now + grace()}
+
+
+def kick(pk: int) -> None:
+    """Queue "advance instance ``pk``" for a worker. Call inside the transaction that made it runnable."""
+    if not conf.get("ENQUEUE"):
+        return
+    from django_q.tasks import async_task
+
+    async_task(ADVANCE_TASK, pk, task_name=f"advance-{pk}")
+
+
+def kick_step(step_id: int) -> None:
+    """Queue "run step N for its instance" (fan-out). Inside the transaction that queued the step."""
+    if not conf.get("ENQUEUE"):
+        return
+    from django_q.tasks import async_task
+
+    async_task(STEP_TASK, step_id, task_name=f"step-{step_id}")
+
+
+def next_wake(instance_pk: int, now: datetime) -> Expression:
+    """SQL for the instance's earliest pending timer, or ``now`` when it has none."""
+    earliest = Step.objects.filter(instance_id=instance_pk, status__in=PENDING_STEP).order_by("wake_at").values("wake_at")[:1]
+    return Coalesce(Subquery(earliest), Value(now))
+
+
+def shift_timers(instance_pk: int, by: timedelta) -> None:
+    """Move every pending timer of an instance later (paused time does not count)."""
+    Step.objects.filter(instance_id=instance_pk, status__in=PENDING_STEP).update(wake_at=F("wake_at") + by)
+
+
+def wake_steps_now(instance_pk: int, status: str, now: datetime) -> int:
+    """Make the instance's steps in ``status`` due now (e.g. skip retry delays); returns how many."""
+    return Step.objects.filter(instance_id=instance_pk, status=status).update(wake_at=now)
