@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 
-from workflows import errors as wf
+import workflows as wf
 
 
 class ApiError(Exception):

@@ -4,7 +4,11 @@ Tests check every endpoint's responses against it (schemathesis) as well as by h
 """
 from __future__ import annotations
 
-STATUSES = ["queued", "running", "paused", "waitingForPause", "waiting", "errored", "terminated", "complete"]
+import copy
+
+from workflows import PUBLIC_KIND, Status, StepStatus, workflow_names
+
+STATUSES = list(Status.values)
 NAME = {"type": "string", "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9-_]*$", "maxLength": 100}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -54,11 +58,11 @@ SCHEMAS = {
         "type": "object",
         "required": ["kind", "name", "count", "status"],
         "properties": {
-            "kind": {"enum": ["do", "sleep", "wait_for_event"]},
+            "kind": {"enum": list(PUBLIC_KIND.values())},
             "name": {"type": "string"},
             "count": {"type": "integer", "minimum": 1},
             "seq": {"type": "integer"},
-            "status": {"enum": ["running", "retrying", "sleeping", "waiting", "succeeded", "failed"]},
+            "status": {"enum": list(StepStatus.values)},
             "started_at": TIME,
             "ended_at": NULLABLE_TIME,
             "wake_at": NULLABLE_TIME,
@@ -221,12 +225,8 @@ PATHS = {
 
 def document(request=None) -> dict:
     """The document, with the registered workflow names as the allowed values of ``{name}``."""
-    import copy
-
-    from workflows.definition import registered
-
     paths = copy.deepcopy(PATHS)
-    names = sorted(registered())
+    names = workflow_names()
     for item in paths.values():
         for param in item.get("parameters", []):
             if param["name"] == "name":

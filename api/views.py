@@ -11,18 +11,25 @@ import json
 from datetime import UTC, datetime
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.db import Error as DatabaseError
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from api.auth import authenticate
 from api.errors import ApiError, from_workflow_error
 from api.openapi import document
-from workflows import get_workflow, list_workflows
-from workflows.errors import WorkflowError
-from workflows.values import to_plain_json
+from workflows import (
+    Permission,
+    WorkflowError,
+    get_workflow,
+    health_status,
+    list_workflows,
+    metrics_text,
+    to_plain_json,
+)
 
-OPERATE = "workflows.operate_instance"
-APPROVE = "workflows.approve_instance"
+OPERATE = Permission.OPERATE
+APPROVE = Permission.APPROVE
 
 
 def endpoint(**methods):
@@ -44,7 +51,7 @@ def endpoint(**methods):
                 request.api_user = user
                 needed = methods[request.method]
                 if needed and not any(user.has_perm(p) for p in needed):
-                    raise ApiError(403, "permission_denied", f"this needs the permission {' or '.join(repr(p) for p in needed)}")
+                    raise ApiError(403, "permission_denied", f"this needs the permission {' or '.join(repr(str(p)) for p in needed)}")
                 status, body = view(request, *args, **kwargs)
             except ApiError as exc:
                 return exc.response()
@@ -204,11 +211,9 @@ def health(request):
 
     Open without login on purpose, and says nothing sensitive: counts and a lag only.
     """
-    from workflows.health import status
-
     try:
-        state = status()
-    except Exception as exc:
+        state = health_status()
+    except DatabaseError as exc:
         return JsonResponse({"status": "down", "database": f"unreachable: {type(exc).__name__}"}, status=503)
     state["status"] = "ok" if state["workers_alive"] else "degraded: no worker has reported in the last 30 s"
     return JsonResponse(state)
@@ -217,11 +222,7 @@ def health(request):
 @endpoint(GET=None)
 def metrics(request):
     """Prometheus metrics (scrape with an API token as a bearer token)."""
-    from django.http import HttpResponse
-
-    from workflows.health import metrics as render
-
-    raise _Raw(HttpResponse(render(), content_type="text/plain; version=0.0.4"))
+    raise _Raw(HttpResponse(metrics_text(), content_type="text/plain; version=0.0.4"))
 
 
 class _Raw(Exception):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -30,8 +32,6 @@ DEBUG = envbool("DEBUG", "false" if PRODUCTION else "true")
 ALLOWED_HOSTS = [h for h in os.getenv("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]").split(",") if h]
 
 if PRODUCTION:
-    from django.core.exceptions import ImproperlyConfigured
-
     if DEBUG:
         raise ImproperlyConfigured("PRODUCTION is set but DEBUG is on: unset DEBUG (it leaks settings and tracebacks)")
     if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32:
@@ -46,7 +46,6 @@ if PRODUCTION:
         SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 
 INSTALLED_APPS = [
-    "dashboard",  # first, so its login page is the one used
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -58,6 +57,7 @@ INSTALLED_APPS = [
     "django_q",
     "workflows",
     "api",
+    "dashboard",
     "examples",
 ]
 
@@ -89,7 +89,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "dashboard.context_processors.inbox_badge",
+                "dashboard.context_processors.dashboard",
             ],
         },
     },
@@ -97,24 +97,17 @@ TEMPLATES = [
 
 
 def database_from_url(url: str) -> dict:
-    """A Django DATABASES entry from postgres://user:pass@host:port/name or sqlite:///path."""
-    parsed = urlparse(url)
-    if parsed.scheme in ("postgres", "postgresql", "pgsql"):
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parsed.path.lstrip("/")),
-            "USER": unquote(parsed.username or ""),
-            "PASSWORD": unquote(parsed.password or ""),
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
-            # Workers hold one connection each for their whole life; health checks make a
-            # restarted PostgreSQL cost one failed query instead of a dead worker.
-            "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", "600"),
-            "CONN_HEALTH_CHECKS": True,
-        }
-    if parsed.scheme == "sqlite":
-        return sqlite_database(unquote(parsed.path) or str(BASE_DIR / "var" / "db.sqlite3"))
-    raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use postgres:// or sqlite:///)")
+    """A Django DATABASES entry from postgres://user:pass@host:port/name or sqlite:////path.
+
+    PostgreSQL: workers hold one connection each for their whole life; health checks make a
+    restarted server cost one failed query instead of a dead worker.
+    """
+    config = dj_database_url.parse(url, conn_max_age=envint("DB_CONN_MAX_AGE", "600"), conn_health_checks=True)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        return sqlite_database(str(config["NAME"]) or str(BASE_DIR / "var" / "db.sqlite3"))
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_URL {url.split(':', 1)[0]}:// is not supported (use postgres:// or sqlite:///)")
+    return config
 
 
 def sqlite_database(path: str) -> dict:
@@ -155,6 +148,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The project's own static files (stylesheet, scripts, icons) live in the top-level static/.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -1,11 +1,18 @@
-"""The approval inbox badge in the navigation (one count query per page)."""
+"""What every dashboard page knows: the inbox badge, and the closed sets templates compare with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from workflows import ACTIVE, FINISHED, Status, StepStatus
 
 
-def inbox_badge(request):
-    if not getattr(request, "user", None) or not request.user.is_authenticated:
-        return {}
-    from dashboard.models import NonApprovalEventType
-    from workflows.queries import count_pending_waits
+def dashboard(request: HttpRequest) -> dict[str, Any]:
+    names: dict[str, Any] = {"Status": Status, "StepStatus": StepStatus, "FINISHED": FINISHED, "ACTIVE": ACTIVE}
+    if getattr(request, "user", None) is None or not request.user.is_authenticated:
+        return names
+    from dashboard.services import inbox_count
 
-    excluded = NonApprovalEventType.objects.values_list("event_type", flat=True)
-    return {"inbox_count": count_pending_waits(exclude_types=list(excluded))}
+    return {**names, "inbox_count": inbox_count()}

@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dashboard.models import AuditEntry, Decision
-from workflows import WorkflowError, clock, get_workflow
+from workflows import FINISHED, StepStatus, WorkflowError, get_workflow, now
 
 
 class DecisionRefused(Exception):
@@ -35,15 +35,15 @@ def decide(user, workflow: str, instance_id: str, step: str, count: int, approve
                 ) from None
             handle = get_workflow(workflow).get(instance_id)
             story = handle.describe()
-            if story["status"] in ("complete", "errored", "terminated"):
+            if story["status"] in FINISHED:
                 raise DecisionRefused(f"This instance is {story['status']}: it is no longer waiting for a decision; nothing was sent.")
             wait = next(
                 (s for s in story["steps"] if s["kind"] == "wait_for_event" and s["name"] == step and s["count"] == count),
                 None,
             )
-            if wait is None or wait["status"] != "waiting":
+            if wait is None or wait["status"] != StepStatus.WAITING:
                 raise DecisionRefused("This instance is no longer waiting for that decision; nothing was sent.")
-            if wait["timeout_at"] and wait["timeout_at"] <= clock.now():
+            if wait["timeout_at"] and wait["timeout_at"] <= now():
                 raise DecisionRefused(
                     f"The wait timed out at {timezone.localtime(wait['timeout_at']):%Y-%m-%d %H:%M:%S}; nothing was sent."
                 )

@@ -5,6 +5,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from workflows import OPEN_STEP
+
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
@@ -21,7 +23,7 @@ def build(story: dict, audit: list, now: datetime | None = None) -> dict:
     span = max(_seconds(start, end) or 0.0, 0.001)
     steps = []
     for step in story["steps"]:
-        step_end = step["ended_at"] or (now if step["status"] in ("running", "sleeping", "waiting", "retrying", "queued") else step["started_at"])
+        step_end = step["ended_at"] or (now if step["status"] in OPEN_STEP else step["started_at"])
         left = 100 * (_seconds(start, step["started_at"]) or 0.0) / span
         width = 100 * (_seconds(step["started_at"], step_end) or 0.0) / span
         steps.append({

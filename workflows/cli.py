@@ -13,11 +13,9 @@ from django.core.management.base import CommandError
 
 from workflows import get_workflow, list_workflows
 from workflows.errors import WorkflowError
-from workflows.models import Status
 from workflows.queries import latest_instance_id
+from workflows.states import ACTIVE, UNFINISHED, Status, StepStatus
 from workflows.values import to_plain_json
-
-UNFINISHED = [s for s in Status.values if s not in ("complete", "errored", "terminated")]
 
 
 def add_arguments(sub) -> None:
@@ -124,8 +122,8 @@ def _list(options, out):
         out.write("No workflows are registered. Define a Workflow subclass in an installed app's workflows.py.")
         return
     rows = [
-        [w["name"], w["counts"]["running"] + w["counts"]["queued"], w["counts"]["waiting"], w["counts"]["paused"],
-         w["counts"]["errored"], w["counts"]["complete"], _ago(w["last_activity"])]
+        [w["name"], sum(w["counts"][s] for s in ACTIVE), w["counts"][Status.WAITING], w["counts"][Status.PAUSED],
+         w["counts"][Status.ERRORED], w["counts"][Status.COMPLETE], _ago(w["last_activity"])]
         for w in workflows
     ]
     out.write(table(rows, ["WORKFLOW", "ACTIVE", "WAITING", "PAUSED", "ERRORED", "COMPLETE", "LAST ACTIVITY"]))
@@ -183,7 +181,7 @@ def _instances_describe(options, out):
     w(f"{story['workflow']}/{story['id']}  {story['status'].upper()}\n")
     w(f"  created {story['created_at']:%Y-%m-%d %H:%M:%S} UTC ({_ago(story['created_at'])})\n")
     w(f"  params  {_short(story['params'])}\n")
-    if story["status"] == "complete":
+    if story["status"] == Status.COMPLETE:
         w(f"  output  {_short(story['output'])}\n")
     if story["error"]:
         w(f"  error   {story['error']['name']}: {story['error']['message']}\n")
@@ -197,14 +195,14 @@ def _instances_describe(options, out):
                 state = "ok" if a["success"] else ("running" if a["success"] is None else f"{a['error']['name']}: {a['error']['message']}")
                 retry = f" (retry in {a['retry_delay']:g}s)" if a["retry_delay"] else ""
                 w(f"         attempt {a['number']}: {state}{retry}\n")
-            if step["status"] == "succeeded":
+            if step["status"] == StepStatus.SUCCEEDED:
                 w(f"         output: {_short(step['output'])}\n")
-        elif step["kind"] == "sleep" and step["status"] != "succeeded":
+        elif step["kind"] == "sleep" and step["status"] != StepStatus.SUCCEEDED:
             w(f"         until {step['wake_at']:%Y-%m-%d %H:%M:%S} UTC\n")
         elif step["kind"] == "wait_for_event":
-            if step["status"] == "succeeded":
+            if step["status"] == StepStatus.SUCCEEDED:
                 w(f"         received {step['event_type']}: {_short(step['event']['payload'])}\n")
-            elif step["status"] == "waiting":
+            elif step["status"] == StepStatus.WAITING:
                 w(f"         waiting for {step['event_type']!r} until {step['timeout_at']:%Y-%m-%d %H:%M:%S} UTC\n")
         if step["error"] and step["status"] == "failed":
             w(f"         failed: {step['error']['name']}: {step['error']['message']}\n")

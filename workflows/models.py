@@ -104,7 +104,7 @@ class Step(models.Model):
         indexes = [
             models.Index(fields=["instance", "status"], name="wf_step_pending"),
             # The approval inbox: waiting event waits by deadline.
-            models.Index(fields=["kind", "status", "wake_at"], name="wf_step_waits", condition=models.Q(status="waiting")),
+            models.Index(fields=["kind", "status", "wake_at"], name="wf_step_waits", condition=models.Q(status=StepStatus.WAITING)),
         ]
 
     def __str__(self):

@@ -10,6 +10,7 @@ import logging
 
 from workflows import clock, conf
 from workflows.engine.bridge import DatabaseBridge
+from workflows.engine.control import RunOutcome
 from workflows.engine.leases import claim, claim_step, heartbeat
 from workflows.engine.parking import fail_crash_loop
 from workflows.engine.remote import RemoteRun
@@ -25,18 +26,17 @@ def advance(pk: int, *, renew_leases: bool = True, inline_callbacks: bool = Fals
     share its database connection and transaction (in-process test runs); steps then run
     one at a time, and a timed-out callback is waited for before its result is discarded.
 
-    Returns what happened: "not claimed" (nothing to do, or another worker has it),
-    "complete", "errored", "parked", "paused", "handed back" or "abandoned".
+    Returns what happened (a ``RunOutcome``).
     """
     now = clock.now()
     claimed = claim(pk, now)
     if claimed is None:
-        return "not claimed"
+        return RunOutcome.NOT_CLAIMED
     crashes = claimed.instance.worker_crashes
     if crashes > conf.get("MAX_WORKER_CRASHES"):
         fail_crash_loop(claimed.lease, crashes, now)
         log.error("%s: errored after %d worker crashes", claimed.instance, crashes)
-        return "errored"
+        return RunOutcome.ERRORED
     bridge = DatabaseBridge()
     run = InstanceRun(claimed, bridge, inline_callbacks=inline_callbacks)
     if renew_leases:
@@ -52,7 +52,7 @@ def run_step(step_id: int) -> str:
     """Run one handed-out step for its instance (fan-out). Safe to call for any id, any time."""
     claimed = claim_step(step_id, clock.now(), batch=conf.get("LOCAL_STEP_CONCURRENCY"))
     if claimed is None:
-        return "not claimed"
+        return RunOutcome.NOT_CLAIMED
     lease, claim_of_steps, keys = claimed
     bridge = DatabaseBridge()
     run = RemoteRun(claim_of_steps, bridge, keys)

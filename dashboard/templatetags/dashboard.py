@@ -6,7 +6,7 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
-from workflows.values import to_plain_json
+from workflows import to_plain_json
 
 register = template.Library()
 

@@ -5,6 +5,7 @@ Both are BaseExceptions, so a user's ``except Exception`` around a step cannot s
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 # A shared byte set up by `manage.py workflows worker` before it forks the worker processes;
@@ -15,6 +16,19 @@ DRAIN_FLAG: Any = None
 
 def draining() -> bool:
     return DRAIN_FLAG is not None and bool(DRAIN_FLAG.value)
+
+
+class RunOutcome(StrEnum):
+    """What advancing an instance led to (``workflows.tasks.advance`` returns it)."""
+
+    NOT_CLAIMED = "not claimed"  # nothing to do now, or another worker has it
+    COMPLETE = "complete"
+    ERRORED = "errored"
+    PARKED = "parked"  # waiting for a timer or an event
+    PAUSED = "paused"
+    HANDED_BACK = "handed back"  # the worker is stopping or the time slice is up
+    ABANDONED = "abandoned"  # the lease was lost: terminated, restarted or taken over
+    RERUN = "rerun"  # an event arrived while parking: replay again at once
 
 
 class Suspend(BaseException):

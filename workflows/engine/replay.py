@@ -27,6 +27,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workflows import clock, conf, overrides
@@ -35,7 +36,7 @@ from workflows.definition import lookup
 from workflows.engine import parking, steps, waits
 from workflows.engine.bridge import DatabaseBridge
 from workflows.engine.context import SyncWorkflowStep, WorkflowEvent, WorkflowStep
-from workflows.engine.control import Abandon, Suspend, draining
+from workflows.engine.control import Abandon, RunOutcome, Suspend, draining
 from workflows.engine.leases import LeaseLost, PauseRequested
 from workflows.engine.rows import Claim, StepKey
 from workflows.engine.threads import call_in_thread, callback_pool
@@ -109,13 +110,13 @@ class InstanceRun:
         if self.workflow_cls is None:
             message = f"no installed app defines workflow {self.instance.workflow_name!r}"
             await self.db(self.finish_error, {"name": "WorkflowNotFound", "message": message})
-            return "errored"
+            return RunOutcome.ERRORED
         for _ in range(MAX_REPLAYS_PER_TASK):
             outcome = await self.replay_once()
-            if outcome != "rerun":
+            if outcome != RunOutcome.RERUN:
                 return outcome
         await self.db(self.call_store, parking.hand_back, self.lease, clock.now())
-        return "handed back"
+        return RunOutcome.HANDED_BACK
 
     async def replay_once(self) -> str:
         replay = ReplayPass(self, asyncio.get_running_loop())
@@ -123,38 +124,40 @@ class InstanceRun:
         try:
             return await self.conclude(replay, outcome, value)
         except Abandon:
-            return "abandoned"
+            return RunOutcome.ABANDONED
 
     async def conclude(self, replay: ReplayPass, outcome: str, value: Any) -> str:
         """Write what the pass led to; "rerun" when an event arrived while parking."""
         now = clock.now()
         if outcome == "abandon":
             log.info("%s: lease lost (terminated, restarted or taken over); stopping", self.label, **self.log_fields())
-            return "abandoned"
+            return RunOutcome.ABANDONED
         if replay.fatal is not None:
             await self.db(self.finish_error, replay.fatal)
-            return "errored"
+            return RunOutcome.ERRORED
         if outcome == "complete":
             return await self._complete(value, now)
         if outcome == "error":
             log.info("%s: errored: %s: %s", self.label, type(value).__name__, value, **self.log_fields())
             await self.db(self.finish_error, public_error(error_record(value)))
-            return "errored"
+            return RunOutcome.ERRORED
         if value == "handback":
             await self.db(self.call_store, parking.hand_back, self.lease, now)
-            return "handed back"
+            return RunOutcome.HANDED_BACK
         parked = await self.db(self.call_store, parking.park, self.lease, now)
-        return ("paused" if value == "pause" else "parked") if parked else "rerun"
+        if not parked:
+            return RunOutcome.RERUN
+        return RunOutcome.PAUSED if value == "pause" else RunOutcome.PARKED
 
-    async def _complete(self, value: Any, now: Any) -> str:
+    async def _complete(self, value: Any, now: datetime) -> RunOutcome:
         try:
             text = encode_limited(value, what="the value returned by run()", limit=conf.get("MAX_VALUE_BYTES"))
         except (NotSerialisable, ValueTooLarge) as exc:
             await self.db(self.finish_error, public_error(error_record(exc)))
-            return "errored"
+            return RunOutcome.ERRORED
         await self.db(self.call_store, parking.finish, self.lease, now, output_text=text)
         log.info("%s: complete", self.label, **self.log_fields())
-        return "complete"
+        return RunOutcome.COMPLETE
 
     def finish_error(self, error: dict) -> None:
         self.call_store(parking.finish, self.lease, clock.now(), error=error)

@@ -1,0 +1,117 @@
+"""Every request the dashboard accepts is parsed and validated by one of these forms."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time
+from typing import Any
+
+from django import forms
+
+from workflows import Status
+
+MAX_BULK = 500
+
+
+class InstanceFilterForm(forms.Form):
+    """The instance list's filters (GET); an unknown value is an error shown above the list."""
+
+    workflow = forms.CharField(required=False)
+    status = forms.ChoiceField(required=False, choices=[("", "any"), *Status.choices])
+    q = forms.CharField(required=False, max_length=100, strip=True)
+    start = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    end = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    cursor = forms.CharField(required=False, max_length=200)
+
+    # The query string keeps its short names: ?from=...&to=...
+    ALIASES = {"from": "start", "to": "end"}
+
+    def __init__(self, data: Any = None, **kwargs: Any):
+        if data is not None:
+            data = {self.ALIASES.get(key, key): value for key, value in data.items()}
+        super().__init__(data, **kwargs)
+        self.fields["start"].error_messages["invalid"] = "'%(value)s' is not a date (use YYYY-MM-DD)."
+        self.fields["end"].error_messages["invalid"] = "'%(value)s' is not a date (use YYYY-MM-DD)."
+        self.fields["status"].error_messages["invalid_choice"] = "'%(value)s' is not a status."
+
+    def error_list(self) -> list[str]:
+        return [str(message) for messages in self.errors.values() for message in messages]
+
+    def query_values(self) -> dict[str, str]:
+        """The filters as given (valid or not), under their query-string names, for links."""
+        names = {"start": "from", "end": "to"}
+        return {names.get(name, name): (self.data.get(name) or "").strip() for name in ("workflow", "status", "q", "start", "end")}
+
+    def list_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``workflows.list_instances`` (call only when the form is valid)."""
+        data = self.cleaned_data
+        return {
+            "workflow": data["workflow"] or None,
+            "status": data["status"] or None,
+            "id_prefix": data["q"] or None,
+            "created_after": _day_start(data["start"]),
+            "created_before": _day_end(data["end"]),
+            "cursor": data["cursor"] or None,
+        }
+
+
+def _day_start(day: Any) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
+
+
+def _day_end(day: Any) -> datetime | None:
+    return datetime.combine(day, time.max, tzinfo=UTC) if day else None
+
+
+class BulkActionForm(forms.Form):
+    ACTIONS = ("terminate", "pause", "resume")
+
+    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    selected = forms.Field(required=False, widget=forms.MultipleHiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].error_messages["invalid_choice"] = "Unknown bulk action '%(value)s'."
+        self.fields["action"].error_messages["required"] = "Choose a bulk action."
+
+    def clean_selected(self) -> list[tuple[str, str]]:
+        """``workflow/instance-id`` references, at most MAX_BULK of them."""
+        pairs = []
+        for ref in (self.cleaned_data.get("selected") or [])[:MAX_BULK]:
+            workflow, _, instance_id = str(ref).partition("/")
+            pairs.append((workflow, instance_id))
+        return pairs
+
+
+class SendEventForm(forms.Form):
+    """An operator sends an event from the timeline: a type and a JSON payload."""
+
+    type = forms.CharField(max_length=100, strip=True)
+    payload = forms.CharField(required=False, strip=False)
+
+    def clean_payload(self) -> Any:
+        raw = self.cleaned_data.get("payload") or "{}"
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"The payload is not valid JSON: {exc}") from None
+
+
+class DecisionForm(forms.Form):
+    """Approve or reject a waiting step from the inbox or the timeline."""
+
+    workflow = forms.CharField(max_length=64)
+    instance_id = forms.CharField(max_length=100)
+    step = forms.CharField(max_length=256)
+    count = forms.IntegerField(min_value=1, max_value=2**31 - 1)
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    comment = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["decision"].error_messages["required"] = "Choose Approve or Reject."
+        self.fields["decision"].error_messages["invalid_choice"] = "Choose Approve or Reject."
+
+    @property
+    def approved(self) -> bool:
+        return self.cleaned_data["decision"] == "approve"

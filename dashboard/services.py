@@ -1,0 +1,147 @@
+"""The dashboard's rules, apart from the HTTP plumbing: what an operator's action does and
+records, what the overview and the inbox show. Views parse a request, call one of these,
+and render. Everything here goes through the public API (``workflows``), as a user's code
+would.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from dashboard.models import AuditEntry, Decision, NonApprovalEventType
+from workflows import (
+    ACTIVE,
+    WorkflowError,
+    count_pending_waits,
+    get_workflow,
+    list_pending_waits,
+    list_workflows,
+    workflow_class,
+)
+
+log = logging.getLogger("dashboard")
+
+# --------------------------------------------------------------------------- overview
+
+
+def overview_workflows() -> list[dict[str, Any]]:
+    """Every workflow with its counts per status, plus how many are active (queued or running)."""
+    workflows = list_workflows()
+    for w in workflows:
+        w["active"] = sum(w["counts"][status] for status in ACTIVE)
+    return workflows
+
+
+# --------------------------------------------------------------------------- operator actions
+
+
+INSTANCE_ACTIONS = ("pause", "resume", "terminate", "restart", "retry", "run-now", "send-event")
+
+
+def run_action(user: Any, workflow: str, instance_id: str, name: str, data: dict[str, Any]) -> str:
+    """Perform an operator's action on one instance and record it; returns what to tell them.
+
+    Raises WorkflowError (nothing done, nothing recorded) when the action is not possible.
+    """
+    handle = get_workflow(workflow).get(instance_id)
+    details: dict[str, Any] = {}
+    if name == "retry":
+        failed = handle.failed_step()
+        if failed is None:
+            raise WorkflowError("This instance has no failed step to retry from.")
+        handle.restart(from_step=failed)
+        details = {"from_step": failed[0], "count": failed[1]}
+        message = f"Retrying from step '{failed[0]}': earlier results are kept."
+    elif name == "run-now":
+        woken = handle.retry_now()
+        if not woken:
+            raise WorkflowError("No step is waiting for a retry.")
+        message = f"{woken} step(s) will run now instead of after their retry delay."
+    elif name == "send-event":
+        handle.send_event(data["type"], data["payload"])
+        details = {"type": data["type"], "payload": data["payload"]}
+        message = f"Event '{data['type']}' sent."
+    elif name == "restart":
+        handle.restart()
+        message = "Restarted from the beginning."
+    else:
+        getattr(handle, name)()
+        message = f"{name.capitalize()} requested; the instance is now {handle.status()['status']}."
+    AuditEntry.objects.create(workflow=workflow, instance_id=instance_id, user=user, action=name, details=details)
+    return message
+
+
+@dataclass
+class BulkResult:
+    done: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def bulk_action(user: Any, action: str, refs: list[tuple[str, str]]) -> BulkResult:
+    """Pause, resume or terminate each ``(workflow, instance id)``; one audit entry per instance."""
+    result = BulkResult()
+    for workflow, instance_id in refs:
+        try:
+            getattr(get_workflow(workflow).get(instance_id), action)()
+        except WorkflowError as exc:
+            result.problems.append(f"{workflow}/{instance_id}: {exc}")
+            continue
+        AuditEntry.objects.create(
+            workflow=workflow, instance_id=instance_id, user=user, action=action, details={"bulk": True}
+        )
+        result.done += 1
+    return result
+
+
+# --------------------------------------------------------------------------- inbox
+
+
+def excluded_event_types() -> list[str]:
+    return list(NonApprovalEventType.objects.values_list("event_type", flat=True))
+
+
+@dataclass
+class Inbox:
+    items: list[dict[str, Any]]
+    more: int  # waiting with later deadlines, beyond the page
+
+
+def inbox(limit: int = 50) -> Inbox:
+    """The waits asking a human, soonest deadline first, without those already decided.
+
+    A decision is recorded (and its event sent) before a worker consumes the event, so for
+    a moment a decided wait still waits: it is left out here, and counted out of ``more``.
+    """
+    excluded = excluded_event_types()
+    waits = list_pending_waits(exclude_types=excluded, limit=limit)
+    decided = set(
+        Decision.objects.filter(instance_id__in=[w["id"] for w in waits]).values_list(
+            "workflow", "instance_id", "step", "count"
+        )
+    )
+    items = [w for w in waits if (w["workflow"], w["id"], w["step"], w["count"]) not in decided]
+    for item in items:
+        item["context"] = approval_context(item)
+    total = count_pending_waits(exclude_types=excluded)
+    return Inbox(items=items, more=max(0, total - len(waits)))
+
+
+def inbox_count() -> int:
+    return count_pending_waits(exclude_types=excluded_event_types())
+
+
+def approval_context(wait: dict[str, Any]) -> str | None:
+    """What the workflow tells its approver: ``approval_context`` is a format string over
+    the params, or a function of (params, {step name: output}). Never fails the page."""
+    context = getattr(workflow_class(wait["workflow"]), "approval_context", None)
+    params = wait["params"] if isinstance(wait["params"], dict) else {}
+    try:
+        if callable(context):
+            return str(context(params, {o["step"]: o["output"] for o in wait["outputs"]}))
+        if isinstance(context, str):
+            return context.format(**params)
+    except Exception:  # the workflow's own code: a broken context must not break the inbox
+        log.warning("approval_context of %s failed", wait["workflow"], exc_info=True)
+    return None
