@@ -1,4 +1,5 @@
 """Admins create and revoke API tokens in the Django admin; the secret is shown once."""
+
 from django.contrib import admin, messages
 
 from api.models import ApiToken

@@ -1,4 +1,5 @@
 """Who is calling: a bearer token (other services, scripts) or the dashboard's session."""
+
 from __future__ import annotations
 
 from django.middleware.csrf import CsrfViewMiddleware

@@ -1,4 +1,5 @@
 """API errors: JSON ``{"error": {"code", "message"}}`` with a stable code and the right status."""
+
 from __future__ import annotations
 
 from django.http import JsonResponse

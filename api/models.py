@@ -1,4 +1,5 @@
 """Per-user API tokens: shown once when created, stored only as a SHA-256 hash, revocable."""
+
 from __future__ import annotations
 
 import hashlib

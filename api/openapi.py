@@ -2,6 +2,7 @@
 
 Tests check every endpoint's responses against it (schemathesis) as well as by hand.
 """
+
 from __future__ import annotations
 
 import copy
@@ -103,7 +104,10 @@ SCHEMAS = {
     "CreateInstance": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"id": {**NAME, "type": ["string", "null"], "description": "null or absent: a UUID"}, "params": {}},
+        "properties": {
+            "id": {**NAME, "type": ["string", "null"], "description": "null or absent: a UUID"},
+            "params": {},
+        },
     },
     "StatusChange": {
         "oneOf": [
@@ -129,8 +133,13 @@ SCHEMAS = {
     "InstanceRef": {
         "type": "object",
         "required": ["id", "workflow"],
-        "properties": {"id": {"type": "string"}, "workflow": {"type": "string"}, "status": {"enum": STATUSES}, "type": {"type": "string"},
-                       "duplicate": {"type": "boolean"}},
+        "properties": {
+            "id": {"type": "string"},
+            "workflow": {"type": "string"},
+            "status": {"enum": STATUSES},
+            "type": {"type": "string"},
+            "duplicate": {"type": "boolean"},
+        },
     },
 }
 
@@ -141,13 +150,25 @@ def _json(schema_ref: str | dict) -> dict:
 
 
 def _errors(*codes: int) -> dict:
-    texts = {400: "Bad input", 401: "Not authenticated", 403: "Not allowed", 404: "Unknown workflow or instance",
-             409: "Duplicate id or wrong state", 413: "Too large"}
+    texts = {
+        400: "Bad input",
+        401: "Not authenticated",
+        403: "Not allowed",
+        404: "Unknown workflow or instance",
+        409: "Duplicate id or wrong state",
+        413: "Too large",
+    }
     return {str(code): {"description": texts[code], **_json("Error")} for code in codes}
 
 
 def _param(name, where="path", schema=None, description=""):
-    return {"name": name, "in": where, "required": where == "path", "schema": schema or {"type": "string"}, "description": description}
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema or {"type": "string"},
+        "description": description,
+    }
 
 
 WORKFLOW = _param("name", schema={"type": "string"}, description="workflow name")
@@ -155,18 +176,39 @@ INSTANCE = _param("instance_id", schema=NAME, description="instance id")
 
 PATHS = {
     "/api/workflows": {
-        "get": {"summary": "Registered workflows with instance counts", "operationId": "listWorkflows",
-                "responses": {"200": {"description": "Workflows", **_json({"type": "object", "required": ["workflows"], "properties": {"workflows": {"type": "array", "items": {"$ref": "#/components/schemas/Workflow"}}}})}, **_errors(401)}},
+        "get": {
+            "summary": "Registered workflows with instance counts",
+            "operationId": "listWorkflows",
+            "responses": {
+                "200": {
+                    "description": "Workflows",
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["workflows"],
+                            "properties": {
+                                "workflows": {"type": "array", "items": {"$ref": "#/components/schemas/Workflow"}}
+                            },
+                        }
+                    ),
+                },
+                **_errors(401),
+            },
+        },
     },
     "/api/workflows/{name}": {
         "parameters": [WORKFLOW],
-        "get": {"summary": "One workflow", "operationId": "getWorkflow",
-                "responses": {"200": {"description": "The workflow", **_json("Workflow")}, **_errors(401, 404)}},
+        "get": {
+            "summary": "One workflow",
+            "operationId": "getWorkflow",
+            "responses": {"200": {"description": "The workflow", **_json("Workflow")}, **_errors(401, 404)},
+        },
     },
     "/api/workflows/{name}/instances": {
         "parameters": [WORKFLOW],
         "get": {
-            "summary": "Instances, newest first, with keyset pagination", "operationId": "listInstances",
+            "summary": "Instances, newest first, with keyset pagination",
+            "operationId": "listInstances",
             "parameters": [
                 _param("status", "query", {"enum": STATUSES}),
                 _param("created_after", "query", {"type": "string", "format": "date-time"}),
@@ -178,23 +220,54 @@ PATHS = {
             "responses": {"200": {"description": "A page", **_json("InstancePage")}, **_errors(400, 401, 404)},
         },
         "post": {
-            "summary": "Create an instance", "operationId": "createInstance",
+            "summary": "Create an instance",
+            "operationId": "createInstance",
             "requestBody": {"required": False, **_json("CreateInstance")},
-            "responses": {"201": {"description": "Queued", **_json("InstanceRef")}, **_errors(400, 401, 403, 404, 409, 413)},
+            "responses": {
+                "201": {"description": "Queued", **_json("InstanceRef")},
+                **_errors(400, 401, 403, 404, 409, 413),
+            },
         },
     },
     "/api/workflows/{name}/instances/batch": {
         "parameters": [WORKFLOW],
         "post": {
-            "summary": "Create up to 100 instances; existing ids are skipped", "operationId": "createInstances",
-            "requestBody": {"required": True, **_json({"type": "array", "items": {"$ref": "#/components/schemas/CreateInstance"}, "maxItems": 100, "minItems": 1})},
-            "responses": {"201": {"description": "Created", **_json({"type": "object", "required": ["created", "skipped"], "properties": {"created": {"type": "array", "items": {"$ref": "#/components/schemas/InstanceRef"}}, "skipped": {"type": "integer"}}})}, **_errors(400, 401, 403, 404, 413)},
+            "summary": "Create up to 100 instances; existing ids are skipped",
+            "operationId": "createInstances",
+            "requestBody": {
+                "required": True,
+                **_json(
+                    {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/CreateInstance"},
+                        "maxItems": 100,
+                        "minItems": 1,
+                    }
+                ),
+            },
+            "responses": {
+                "201": {
+                    "description": "Created",
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["created", "skipped"],
+                            "properties": {
+                                "created": {"type": "array", "items": {"$ref": "#/components/schemas/InstanceRef"}},
+                                "skipped": {"type": "integer"},
+                            },
+                        }
+                    ),
+                },
+                **_errors(400, 401, 403, 404, 413),
+            },
         },
     },
     "/api/workflows/{name}/instances/{instance_id}": {
         "parameters": [WORKFLOW, INSTANCE],
         "get": {
-            "summary": "Status, params, output, steps with attempts, events", "operationId": "getInstance",
+            "summary": "Status, params, output, steps with attempts, events",
+            "operationId": "getInstance",
             "parameters": [_param("simple", "query", {"enum": ["true", "false"]}, "true omits steps and events")],
             "responses": {"200": {"description": "The instance", **_json("Instance")}, **_errors(400, 401, 404)},
         },
@@ -202,23 +275,40 @@ PATHS = {
     "/api/workflows/{name}/instances/{instance_id}/status": {
         "parameters": [WORKFLOW, INSTANCE],
         "patch": {
-            "summary": "Pause, resume, terminate or restart", "operationId": "changeStatus",
+            "summary": "Pause, resume, terminate or restart",
+            "operationId": "changeStatus",
             "requestBody": {"required": True, **_json("StatusChange")},
             "responses": {"200": {"description": "Done", **_json("InstanceRef")}, **_errors(400, 401, 403, 404, 409)},
         },
     },
     "/api/workflows/{name}/instances/{instance_id}/events/{event_type}": {
-        "parameters": [WORKFLOW, INSTANCE, _param("event_type", schema=NAME),
-                       _param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 200},
-                              "a retry with the same key delivers nothing more (the answer says duplicate: true)")],
+        "parameters": [
+            WORKFLOW,
+            INSTANCE,
+            _param("event_type", schema=NAME),
+            _param(
+                "Idempotency-Key",
+                "header",
+                {"type": "string", "minLength": 1, "maxLength": 200},
+                "a retry with the same key delivers nothing more (the answer says duplicate: true)",
+            ),
+        ],
         "post": {
-            "summary": "Send an event (answers a wait_for_event); the body is the payload", "operationId": "sendEvent",
+            "summary": "Send an event (answers a wait_for_event); the body is the payload",
+            "operationId": "sendEvent",
             "requestBody": {"required": False, "content": {"application/json": {"schema": {}}}},
-            "responses": {"202": {"description": "Delivered or buffered", **_json("InstanceRef")}, **_errors(400, 401, 403, 404, 409, 413)},
+            "responses": {
+                "202": {"description": "Delivered or buffered", **_json("InstanceRef")},
+                **_errors(400, 401, 403, 404, 409, 413),
+            },
         },
     },
     "/api/openapi.json": {
-        "get": {"summary": "This document", "operationId": "openapi", "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}, **_errors(401)}},
+        "get": {
+            "summary": "This document",
+            "operationId": "openapi",
+            "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}, **_errors(401)},
+        },
     },
 }
 
@@ -236,7 +326,7 @@ def document(request=None) -> dict:
         "info": {
             "title": "Durable workflows API",
             "version": "1",
-            "description": "Create, inspect and control workflow instances. Errors are {\"error\": {\"code\", \"message\"}}.",
+            "description": 'Create, inspect and control workflow instances. Errors are {"error": {"code", "message"}}.',
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"session": []}],
@@ -244,7 +334,11 @@ def document(request=None) -> dict:
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "an API token (python manage.py apitokens create USER)"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API token (python manage.py apitokens create USER)",
+                },
                 "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
             },
         },

@@ -11,5 +11,9 @@ urlpatterns = [
     path("workflows/<str:name>/instances/batch", views.instances_batch, name="instances-batch"),
     path("workflows/<str:name>/instances/<str:instance_id>", views.instance_detail, name="instance"),
     path("workflows/<str:name>/instances/<str:instance_id>/status", views.instance_status, name="instance-status"),
-    path("workflows/<str:name>/instances/<str:instance_id>/events/<str:event_type>", views.instance_event, name="instance-event"),
+    path(
+        "workflows/<str:name>/instances/<str:instance_id>/events/<str:event_type>",
+        views.instance_event,
+        name="instance-event",
+    ),
 ]

@@ -4,6 +4,7 @@ Every endpoint needs a bearer token or a logged-in session. Reading needs only a
 account; creating and controlling instances needs ``workflows.operate_instance``; sending
 an event needs ``workflows.approve_instance`` or ``workflows.operate_instance``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -41,7 +42,9 @@ def endpoint(**methods):
         def handler(request, *args, **kwargs):
             try:
                 if request.method not in methods:
-                    response = ApiError(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(methods)}").response()
+                    response = ApiError(
+                        405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(methods)}"
+                    ).response()
                     response["Allow"] = ", ".join(methods)
                     return response
                 user, reason = authenticate(request)
@@ -51,7 +54,11 @@ def endpoint(**methods):
                 request.api_user = user
                 needed = methods[request.method]
                 if needed and not any(user.has_perm(p) for p in needed):
-                    raise ApiError(403, "permission_denied", f"this needs the permission {' or '.join(repr(str(p)) for p in needed)}")
+                    raise ApiError(
+                        403,
+                        "permission_denied",
+                        f"this needs the permission {' or '.join(repr(str(p)) for p in needed)}",
+                    )
                 status, body = view(request, *args, **kwargs)
             except ApiError as exc:
                 return exc.response()
@@ -61,7 +68,9 @@ def endpoint(**methods):
                 return from_workflow_error(exc).response()
             except RequestDataTooBig:
                 return ApiError(413, "too_large", "the request body is larger than the server accepts").response()
-            return JsonResponse(to_plain_json(body), status=status, safe=False, json_dumps_params={"ensure_ascii": False})
+            return JsonResponse(
+                to_plain_json(body), status=status, safe=False, json_dumps_params={"ensure_ascii": False}
+            )
 
         return handler
 
@@ -84,7 +93,9 @@ def _object(data, allowed: set[str], what: str) -> dict:
         raise ApiError(400, "invalid_request", f"{what} must be a JSON object")
     unknown = set(data) - allowed
     if unknown:
-        raise ApiError(400, "invalid_request", f"unknown field(s) {sorted(unknown)} in {what}; allowed: {sorted(allowed)}")
+        raise ApiError(
+            400, "invalid_request", f"unknown field(s) {sorted(unknown)} in {what}; allowed: {sorted(allowed)}"
+        )
     return data
 
 
@@ -158,7 +169,10 @@ def instances_batch(request, name):
     if not isinstance(items, list):
         raise ApiError(400, "invalid_request", "the body must be a JSON array of {id, params} objects")
     created = handle.create_batch([_object(item, {"id", "params"}, f"item {n}") for n, item in enumerate(items)])
-    return 201, {"created": [{"id": i.id, "workflow": handle.name} for i in created], "skipped": len(items) - len(created)}
+    return 201, {
+        "created": [{"id": i.id, "workflow": handle.name} for i in created],
+        "skipped": len(items) - len(created),
+    }
 
 
 @endpoint(GET=None)
@@ -203,7 +217,13 @@ def instance_event(request, name, instance_id, event_type):
     payload = _body(request, default={}) if request.body else None
     key = request.headers.get("Idempotency-Key")
     delivered = instance.send_event(event_type, payload, idempotency_key=key)
-    return 202, {"id": instance.id, "workflow": name, "type": event_type, "status": instance.status()["status"], "duplicate": not delivered}
+    return 202, {
+        "id": instance.id,
+        "workflow": name,
+        "type": event_type,
+        "status": instance.status()["status"],
+        "duplicate": not delivered,
+    }
 
 
 def health(request):

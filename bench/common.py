@@ -4,6 +4,7 @@ Each run creates its own database (PostgreSQL ``wfbench_<random>`` on DATABASE_U
 or a SQLite file), migrates it, and drops it at the end, so numbers never depend on what a
 previous run left behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,13 +84,24 @@ class Workers:
         self.procs = []
 
     def __enter__(self):
-        env = {**os.environ, "DATABASE_URL": self.db.url, "DJANGO_SETTINGS_MODULE": "bench.settings",
-               "WORKFLOWS_WORKERS": str(self.processes), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.db.url,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "WORKFLOWS_WORKERS": str(self.processes),
+            "PYTHONUNBUFFERED": "1",
+        }
         log = open(Path(self.db.tmp) / "worker.log", "ab")
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "manage.py", "workflows", "worker"], cwd=ROOT, env=env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        ))
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "workflows", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         time.sleep(3)  # the cluster forks and its workers import the project
         return self
 
@@ -161,7 +173,12 @@ def table(rows: list[Row], title: str) -> str:
             return "–"
         return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
 
-    lines = [f"## {title}", "", "| figure | project | baseline (same run) | ratio | target | met |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"## {title}",
+        "",
+        "| figure | project | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ratio = f"{r.value / r.baseline:.2f}×" if r.value and r.baseline and r.baseline_unit is None else "–"
         unit = r.unit if r.baseline_unit is None else r.baseline_unit

@@ -1,4 +1,5 @@
 """Fan-out of 8 CPU-bound ~1 s steps with 2 worker processes (ideal: 4 s)."""
+
 import time
 
 from bench.common import Row, Workers, wait_until
@@ -28,8 +29,17 @@ def run(db, n: int = 8) -> list[Row]:
         started = time.perf_counter()
         wait_until(lambda: handle.status()["status"] == "complete", 120, "fan-out", interval=0.02)
         wall = time.perf_counter() - started
-    return [Row(f"fan-out, {n} CPU-bound steps of {one_step:.2f} s, 2 workers", wall, "s wall", n * one_step, "the same steps one after another",
-                "< 4.5 s", wall < 4.5)]
+    return [
+        Row(
+            f"fan-out, {n} CPU-bound steps of {one_step:.2f} s, 2 workers",
+            wall,
+            "s wall",
+            n * one_step,
+            "the same steps one after another",
+            "< 4.5 s",
+            wall < 4.5,
+        )
+    ]
 
 
 if __name__ == "__main__":

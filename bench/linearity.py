@@ -1,4 +1,5 @@
 """Cost per step must not grow with the number of earlier steps: 100, 1,000 and 10,000 steps."""
+
 import time
 
 from bench.common import Row
@@ -26,9 +27,18 @@ def run(db, sizes=(100, 1000, 10000)) -> list[Row]:
             elapsed = time.perf_counter() - started
         assert outcome == "complete", outcome
         per_step[n] = 1000 * elapsed / n
-        rows.append(Row(f"{n:,}-step workflow", per_step[n], "ms/step", note=f"{len(queries) / n:.2f} queries/step, {elapsed:.1f} s total"))
+        rows.append(
+            Row(
+                f"{n:,}-step workflow",
+                per_step[n],
+                "ms/step",
+                note=f"{len(queries) / n:.2f} queries/step, {elapsed:.1f} s total",
+            )
+        )
     growth = per_step[sizes[-1]] / per_step[sizes[0]]
-    rows.append(Row(f"cost per step, {sizes[-1]:,} vs {sizes[0]:,} steps", growth, "×", target="linear (≈1×)", met=growth < 1.5))
+    rows.append(
+        Row(f"cost per step, {sizes[-1]:,} vs {sizes[0]:,} steps", growth, "×", target="linear (≈1×)", met=growth < 1.5)
+    )
     return rows
 
 

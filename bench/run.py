@@ -6,6 +6,7 @@
 
 Numbers are medians or percentiles of this run; the baselines are measured in the same run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,12 @@ import sys
 import time
 
 FIGURES = ["step_overhead", "linearity", "memory", "throughput", "wakeups", "fanout"]
-QUICK = {"linearity": {"sizes": (100, 1000)}, "memory": {"instances": 10, "steps": 200}, "throughput": {"n": 200},
-         "wakeups": {"events": 15, "timers": 15}}
+QUICK = {
+    "linearity": {"sizes": (100, 1000)},
+    "memory": {"instances": 10, "steps": 200},
+    "throughput": {"n": 200},
+    "wakeups": {"events": 15, "timers": 15},
+}
 
 
 def run_on(kind: str, figures: list[str], quick: bool) -> str:
@@ -31,14 +36,16 @@ def run_on(kind: str, figures: list[str], quick: bool) -> str:
             started = time.time()
             try:
                 rows += module.run(db, **(QUICK.get(name, {}) if quick else {}))
-            except Exception as exc:  # one broken figure must not hide the others
+            except Exception as exc:  # noqa: BLE001 (one broken figure must not hide the others)
                 from bench.common import Row
 
                 rows.append(Row(name, None, "", note=f"failed: {type(exc).__name__}: {exc}"))
             print(f"  {name}: {time.time() - started:.0f} s", file=sys.stderr)
     finally:
         db.drop()
-    return table(rows, f"{'PostgreSQL' if kind == 'postgres' else 'SQLite'} ({platform.python_version()}, 2 worker processes)")
+    return table(
+        rows, f"{'PostgreSQL' if kind == 'postgres' else 'SQLite'} ({platform.python_version()}, 2 worker processes)"
+    )
 
 
 def main() -> None:
@@ -53,7 +60,19 @@ def main() -> None:
         import subprocess
 
         for kind in kinds:
-            subprocess.run([sys.executable, "-m", "bench.run", "--db", kind, "--only", *args.only, *(["--quick"] if args.quick else [])], check=False)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.run",
+                    "--db",
+                    kind,
+                    "--only",
+                    *args.only,
+                    *(["--quick"] if args.quick else []),
+                ],
+                check=False,
+            )
         return
     print(run_on(kinds[0], args.only, args.quick))
     print()

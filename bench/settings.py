@@ -2,6 +2,7 @@
 
 A benchmark run makes its own database (see bench/common.py); DATABASE_URL points at it.
 """
+
 from config.settings import *  # noqa: F401,F403
 from config.settings import INSTALLED_APPS, LOGGING
 

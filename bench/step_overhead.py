@@ -1,4 +1,5 @@
 """Per-step overhead of a no-op step.do in a sequential workflow, against one raw commit."""
+
 import time
 
 from bench.common import Row, median, raw_commit_ms
@@ -17,8 +18,17 @@ def run(db, steps: int = 200, repeats: int = 5) -> list[Row]:
         per_step.append(1000 * (time.perf_counter() - started) / steps)
     commit = median([raw_commit_ms() for _ in range(3)])
     value = median(per_step)
-    return [Row("per-step overhead, no-op step.do (sequential)", value, "ms", commit, "one raw INSERT commit",
-                "< 1 ms", value < 1.0)]
+    return [
+        Row(
+            "per-step overhead, no-op step.do (sequential)",
+            value,
+            "ms",
+            commit,
+            "one raw INSERT commit",
+            "< 1 ms",
+            value < 1.0,
+        )
+    ]
 
 
 if __name__ == "__main__":

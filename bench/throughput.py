@@ -1,4 +1,5 @@
 """Three-step no-op workflows created in bulk, run by 2 worker processes; vs bare django-q2 tasks."""
+
 import time
 
 from bench.common import Row, Workers, wait_until
@@ -23,10 +24,23 @@ def run(db, n: int = 500) -> list[Row]:
         started = time.time()
         for offset in range(0, n, 100):
             handle.create_batch([{"id": f"t{offset + i}"} for i in range(min(100, n - offset))])
-        wait_until(lambda: Instance.objects.filter(workflow_name="bench-three", status="complete").count() >= n, 600, "workflows")
+        wait_until(
+            lambda: Instance.objects.filter(workflow_name="bench-three", status="complete").count() >= n,
+            600,
+            "workflows",
+        )
         rate = n / (time.time() - started)
-    return [Row(f"throughput, {n} three-step workflows created in bulk", rate, "workflows/s", raw_rate,
-                "bare django-q2 tasks/s", "> 250/s", rate > 250)]
+    return [
+        Row(
+            f"throughput, {n} three-step workflows created in bulk",
+            rate,
+            "workflows/s",
+            raw_rate,
+            "bare django-q2 tasks/s",
+            "> 250/s",
+            rate > 250,
+        )
+    ]
 
 
 if __name__ == "__main__":

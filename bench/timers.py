@@ -7,6 +7,7 @@ measures how fast the timers drain once due.
 
     python -m bench.timers --db postgres [--parked 100000 --timers 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,15 +36,35 @@ def fill_timers(count: int, due: datetime) -> None:
     from workflows.models import Instance, Step
 
     rows = [
-        Instance(workflow_name="bench-timer", instance_id=f"t{i}", status="waiting", params="{}", created_at=due - timedelta(minutes=1),
-                 updated_at=due - timedelta(minutes=1), started_at=due - timedelta(minutes=1), wake_at=due, due_at=due)
+        Instance(
+            workflow_name="bench-timer",
+            instance_id=f"t{i}",
+            status="waiting",
+            params="{}",
+            created_at=due - timedelta(minutes=1),
+            updated_at=due - timedelta(minutes=1),
+            started_at=due - timedelta(minutes=1),
+            wake_at=due,
+            due_at=due,
+        )
         for i in range(count)
     ]
     Instance.objects.bulk_create(rows, batch_size=2000)
     pks = dict(Instance.objects.filter(workflow_name="bench-timer").values_list("instance_id", "pk"))
     Step.objects.bulk_create(
-        [Step(instance_id=pk, kind="sleep", name="nap", occurrence=1, seq=1, status="sleeping", wake_at=due, started_at=due - timedelta(minutes=1))
-         for pk in pks.values()],
+        [
+            Step(
+                instance_id=pk,
+                kind="sleep",
+                name="nap",
+                occurrence=1,
+                seq=1,
+                status="sleeping",
+                wake_at=due,
+                started_at=due - timedelta(minutes=1),
+            )
+            for pk in pks.values()
+        ],
         batch_size=2000,
     )
     if connection.vendor == "postgresql":
@@ -81,11 +102,23 @@ def run(db, parked: int = 100_000, timers: int = 10_000, idle_seconds: float = 1
         wait_until(lambda: done.count() >= timers, 1200, "the timers to drain", interval=0.5)
         drained_in = (datetime.now(UTC) - due).total_seconds()
     return [
-        Row(f"idle worker CPU with {parked + timers:,} instances parked", 100 * parked_cpu, "% of one core", 100 * empty_cpu,
-            "the same worker, empty database", "no cost per parked instance", met=parked_cpu <= 1.5 * empty_cpu + 0.5 and not touched,
-            note="no parked instance touched" if not touched else "PARKED INSTANCES WERE TOUCHED"),
-        Row(f"{timers:,} timers due at the same moment", timers / drained_in, "instances/s", target="full worker speed",
-            note=f"drained in {drained_in:.0f} s; compare the bulk throughput figure"),
+        Row(
+            f"idle worker CPU with {parked + timers:,} instances parked",
+            100 * parked_cpu,
+            "% of one core",
+            100 * empty_cpu,
+            "the same worker, empty database",
+            "no cost per parked instance",
+            met=parked_cpu <= 1.5 * empty_cpu + 0.5 and not touched,
+            note="no parked instance touched" if not touched else "PARKED INSTANCES WERE TOUCHED",
+        ),
+        Row(
+            f"{timers:,} timers due at the same moment",
+            timers / drained_in,
+            "instances/s",
+            target="full worker speed",
+            note=f"drained in {drained_in:.0f} s; compare the bulk throughput figure",
+        ),
     ]
 
 

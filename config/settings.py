@@ -4,6 +4,7 @@ Zero configuration gives a SQLite database under ./var, good for the demo and fo
 machine. Set DATABASE_URL=postgres://user:pass@host:5432/name for PostgreSQL, which is what
 several worker machines sharing one database need.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,9 @@ DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 PRODUCTION = envbool("PRODUCTION", "false")
 SECRET_KEY = os.getenv("SECRET_KEY", DEV_SECRET_KEY)
 DEBUG = envbool("DEBUG", "false" if PRODUCTION else "true")
-ALLOWED_HOSTS = [h for h in os.getenv("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]").split(",") if h]
+ALLOWED_HOSTS = [
+    h for h in os.getenv("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]").split(",") if h
+]
 
 if PRODUCTION:
     if DEBUG:
@@ -106,7 +109,9 @@ def database_from_url(url: str) -> dict:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         return sqlite_database(str(config["NAME"]) or str(BASE_DIR / "var" / "db.sqlite3"))
     if config["ENGINE"] != "django.db.backends.postgresql":
-        raise ImproperlyConfigured(f"DATABASE_URL {url.split(':', 1)[0]}:// is not supported (use postgres:// or sqlite:///)")
+        raise ImproperlyConfigured(
+            f"DATABASE_URL {url.split(':', 1)[0]}:// is not supported (use postgres:// or sqlite:///)"
+        )
     return config
 
 
@@ -184,7 +189,10 @@ AI_URL = os.getenv("WORKFLOWS_AI_URL")
 # The engine. Every key is optional; workflows/conf.py documents each default.
 WORKFLOWS = {
     "BINDINGS": {
-        "BUCKET": {"BACKEND": "workflows.bindings.bucket.StorageBucket", "OPTIONS": {"location": os.getenv("WORKFLOWS_BUCKET_DIR", str(BASE_DIR / "var" / "bucket"))}},
+        "BUCKET": {
+            "BACKEND": "workflows.bindings.bucket.StorageBucket",
+            "OPTIONS": {"location": os.getenv("WORKFLOWS_BUCKET_DIR", str(BASE_DIR / "var" / "bucket"))},
+        },
         "DB": {"BACKEND": "workflows.bindings.sql.Database", "OPTIONS": {"alias": "default"}},
         "AI": {"BACKEND": "workflows.bindings.ai.OfflineAI"},
         "EMAIL": {"BACKEND": "workflows.bindings.email.DjangoEmail"},
@@ -198,8 +206,11 @@ WORKFLOWS = {
 if AI_URL:
     WORKFLOWS["BINDINGS"]["AI"] = {
         "BACKEND": "workflows.bindings.ai.OpenAICompatibleAI",
-        "OPTIONS": {"base_url": AI_URL, "api_key": os.getenv("WORKFLOWS_AI_KEY", ""),
-                    "model_map": {"@cf/llava-hf/llava-1.5-7b-hf": os.getenv("WORKFLOWS_AI_MODEL", "llava")}},
+        "OPTIONS": {
+            "base_url": AI_URL,
+            "api_key": os.getenv("WORKFLOWS_AI_KEY", ""),
+            "model_map": {"@cf/llava-hf/llava-1.5-7b-hf": os.getenv("WORKFLOWS_AI_MODEL", "llava")},
+        },
     }
 
 # django-q2 is the executor: its workers run "advance this instance" tasks. Our own tables

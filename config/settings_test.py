@@ -4,6 +4,7 @@ SQLite by default (a file, not memory, so real worker processes started by the t
 the same data); PostgreSQL when DATABASE_URL is set. Tests run instances in-process unless
 they start workers, so kicks are off by default.
 """
+
 import os
 import tempfile
 
@@ -18,7 +19,9 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {
-        "NAME": os.getenv("TEST_SQLITE_PATH", os.path.join(tempfile.gettempdir(), f"workflows-test-{os.getpid()}.sqlite3"))
+        "NAME": os.getenv(
+            "TEST_SQLITE_PATH", os.path.join(tempfile.gettempdir(), f"workflows-test-{os.getpid()}.sqlite3")
+        )
     }
 
 WORKFLOWS = {**WORKFLOWS, "ENQUEUE": os.getenv("WORKFLOWS_ENQUEUE", "0") == "1"}

@@ -1,4 +1,5 @@
 """Approve or reject a waiting instance: recorded once, sent once, or refused with a reason."""
+
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
@@ -24,11 +25,18 @@ def decide(user, workflow: str, instance_id: str, step: str, count: int, approve
             try:
                 with transaction.atomic():
                     decision = Decision.objects.create(
-                        workflow=workflow, instance_id=instance_id, step=step, count=count,
-                        approved=approved, comment=comment, user=user,
+                        workflow=workflow,
+                        instance_id=instance_id,
+                        step=step,
+                        count=count,
+                        approved=approved,
+                        comment=comment,
+                        user=user,
                     )
             except IntegrityError:
-                earlier = Decision.objects.select_related("user").get(workflow=workflow, instance_id=instance_id, step=step, count=count)
+                earlier = Decision.objects.select_related("user").get(
+                    workflow=workflow, instance_id=instance_id, step=step, count=count
+                )
                 when = timezone.localtime(earlier.decided_at).strftime("%Y-%m-%d %H:%M:%S")
                 raise DecisionRefused(
                     f"Already {earlier.verdict} by {earlier.user or 'someone'} at {when}; nothing was sent again."
@@ -36,25 +44,38 @@ def decide(user, workflow: str, instance_id: str, step: str, count: int, approve
             handle = get_workflow(workflow).get(instance_id)
             story = handle.describe()
             if story["status"] in FINISHED:
-                raise DecisionRefused(f"This instance is {story['status']}: it is no longer waiting for a decision; nothing was sent.")
+                raise DecisionRefused(
+                    f"This instance is {story['status']}: it is no longer waiting for a decision; nothing was sent."
+                )
             wait = next(
-                (s for s in story["steps"] if s["kind"] == "wait_for_event" and s["name"] == step and s["count"] == count),
+                (
+                    s
+                    for s in story["steps"]
+                    if s["kind"] == "wait_for_event" and s["name"] == step and s["count"] == count
+                ),
                 None,
             )
             if wait is None or wait["status"] != StepStatus.WAITING:
                 raise DecisionRefused("This instance is no longer waiting for that decision; nothing was sent.")
             if wait["timeout_at"] and wait["timeout_at"] <= now():
                 raise DecisionRefused(
-                    f"The wait timed out at {timezone.localtime(wait['timeout_at']):%Y-%m-%d %H:%M:%S}; nothing was sent."
+                    f"The wait timed out at {timezone.localtime(wait['timeout_at']):%Y-%m-%d %H:%M:%S};"
+                    " nothing was sent."
                 )
-            handle.send_event(wait["event_type"], {
-                "approved": approved,
-                "by": user.get_username(),
-                "comment": comment,
-                "decided_at": decision.decided_at.isoformat(),
-            })
+            handle.send_event(
+                wait["event_type"],
+                {
+                    "approved": approved,
+                    "by": user.get_username(),
+                    "comment": comment,
+                    "decided_at": decision.decided_at.isoformat(),
+                },
+            )
             AuditEntry.objects.create(
-                workflow=workflow, instance_id=instance_id, user=user, action="approve" if approved else "reject",
+                workflow=workflow,
+                instance_id=instance_id,
+                user=user,
+                action="approve" if approved else "reject",
                 details={"step": step, "count": count, "comment": comment},
             )
             return decision

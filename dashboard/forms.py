@@ -40,7 +40,10 @@ class InstanceFilterForm(forms.Form):
     def query_values(self) -> dict[str, str]:
         """The filters as given (valid or not), under their query-string names, for links."""
         names = {"start": "from", "end": "to"}
-        return {names.get(name, name): (self.data.get(name) or "").strip() for name in ("workflow", "status", "q", "start", "end")}
+        return {
+            names.get(name, name): (self.data.get(name) or "").strip()
+            for name in ("workflow", "status", "q", "start", "end")
+        }
 
     def list_arguments(self) -> dict[str, Any]:
         """Keyword arguments for ``workflows.list_instances`` (call only when the form is valid)."""

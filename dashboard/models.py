@@ -1,5 +1,6 @@
 """The dashboard's own records. Instances are referred to by workflow name and id, as a user
 of the public API would, never by a foreign key into the engine's tables."""
+
 from django.conf import settings
 from django.db import models
 
@@ -38,7 +39,9 @@ class Decision(models.Model):
 
     class Meta:
         db_table = "dashboard_decision"
-        constraints = [models.UniqueConstraint(fields=["workflow", "instance_id", "step", "count"], name="dashboard_decision_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "instance_id", "step", "count"], name="dashboard_decision_once")
+        ]
 
     @property
     def verdict(self) -> str:

@@ -1,4 +1,5 @@
 """Turn an instance's description into what the timeline draws: bars, durations, labels."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -26,12 +27,14 @@ def build(story: dict, audit: list, now: datetime | None = None) -> dict:
         step_end = step["ended_at"] or (now if step["status"] in OPEN_STEP else step["started_at"])
         left = 100 * (_seconds(start, step["started_at"]) or 0.0) / span
         width = 100 * (_seconds(step["started_at"], step_end) or 0.0) / span
-        steps.append({
-            **step,
-            "duration": _seconds(step["started_at"], step["ended_at"]),
-            "bar_left": round(min(left, 99.5), 2),
-            "bar_width": round(max(0.5, min(width, 100 - min(left, 99.5))), 2),
-            "open": step["ended_at"] is None,
-            "approval": (step.get("event") or {}).get("payload") if step["kind"] == "wait_for_event" else None,
-        })
+        steps.append(
+            {
+                **step,
+                "duration": _seconds(step["started_at"], step["ended_at"]),
+                "bar_left": round(min(left, 99.5), 2),
+                "bar_width": round(max(0.5, min(width, 100 - min(left, 99.5))), 2),
+                "open": step["ended_at"] is None,
+                "approval": (step.get("event") or {}).get("payload") if step["kind"] == "wait_for_event" else None,
+            }
+        )
     return {"steps": steps, "span": span, "audit": audit, "duration": _seconds(start, story["ended_at"])}

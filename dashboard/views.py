@@ -52,7 +52,11 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 @login_required
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
-    context = {"workflows": services.overview_workflows(), "recent": list_instances(limit=8)["instances"], "nav": "overview"}
+    context = {
+        "workflows": services.overview_workflows(),
+        "recent": list_instances(limit=8)["instances"],
+        "nav": "overview",
+    }
     return render(request, "dashboard/overview.html", context)
 
 
@@ -178,7 +182,12 @@ def action(request: HttpRequest, workflow: str, instance_id: str, name: str) -> 
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
     page = services.inbox()
-    context = {"waits": page.items, "more": page.more, "can_approve": request.user.has_perm(Permission.APPROVE), "nav": "inbox"}
+    context = {
+        "waits": page.items,
+        "more": page.more,
+        "can_approve": request.user.has_perm(Permission.APPROVE),
+        "nav": "inbox",
+    }
     if request.htmx and request.htmx.target == "inbox-items":
         return render(request, "dashboard/_inbox_items.html", context)
     return render(request, "dashboard/inbox.html", context)
@@ -196,7 +205,15 @@ def decision(request: HttpRequest) -> HttpResponse:
         return _back(request, reverse("dashboard:inbox"))
     data = form.cleaned_data
     try:
-        decide(request.user, data["workflow"], data["instance_id"], data["step"], data["count"], form.approved, data["comment"])
+        decide(
+            request.user,
+            data["workflow"],
+            data["instance_id"],
+            data["step"],
+            data["count"],
+            form.approved,
+            data["comment"],
+        )
         verdict = "Approved" if form.approved else "Rejected"
         messages.success(request, f"{verdict} {data['workflow']}/{data['instance_id']}.")
     except DecisionRefused as exc:

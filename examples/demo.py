@@ -1,5 +1,6 @@
 """What the demo starts, so that a newcomer sees every pattern at once: finished runs, a
 sleeping one, one failing and retrying, instances waiting for approval."""
+
 from __future__ import annotations
 
 import io
@@ -39,7 +40,11 @@ def start_examples(base_url: str) -> list[str]:
         ("image-processing", "demo-sunset", {"imageKey": "uploads/sunset.png"}),
         ("user-lifecycle", "demo-ada", {"userId": "u-ada", "email": "ada@example.com"}),
         ("data-pipeline", "demo-import", {"sourceUrl": source_url(base_url, rows=250)}),
-        ("data-pipeline", "demo-flaky-source", {"sourceUrl": source_url(base_url, rows=10, fail_first=1000, name="flaky")}),
+        (
+            "data-pipeline",
+            "demo-flaky-source",
+            {"sourceUrl": source_url(base_url, rows=10, fail_first=1000, name="flaky")},
+        ),
         ("approval", "demo-expense-17", {"userId": "u-ada", "summary": "Conference ticket, 420 EUR"}),
         ("approval", "demo-expense-18", {"userId": "u-bob", "summary": "New laptop, 1,900 EUR"}),
         ("fan-out", "demo-reports", {"prefix": "incoming/"}),

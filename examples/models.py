@@ -1,4 +1,5 @@
 """The tables the seed's SQL talks to (users, records, approvals), as Django models."""
+
 from django.db import models
 
 

@@ -3,6 +3,7 @@
 URLs are signed (only the project can make them), so the endpoint is not an open door; a
 ``fail_first`` count makes the first requests fail, to show the extract step's retries.
 """
+
 from django.core import signing
 from django.core.cache import cache
 from django.http import Http404, JsonResponse

@@ -4,6 +4,7 @@ Each class is a faithful translation; where the Python version does more than th
 (checking the approval before publishing, an idempotent child start), a comment says so.
 The bindings (self.env.BUCKET, DB, AI, EMAIL, CHILD_WORKFLOW) are configured in settings.
 """
+
 import asyncio
 import json
 import os
@@ -64,12 +65,18 @@ class UserLifecycleWorkflow(Workflow):
         await step.sleep("trial period", "7 days")
 
         def check_conversion():
-            user = self.env.DB.prepare("SELECT subscription_status FROM users WHERE id = ?").bind(event.payload["userId"]).first()
+            user = (
+                self.env.DB.prepare("SELECT subscription_status FROM users WHERE id = ?")
+                .bind(event.payload["userId"])
+                .first()
+            )
             return user is not None and user["subscription_status"] == "active"
 
         has_converted = await step.do("check conversion", check_conversion)
         if not has_converted:
-            await step.do("trial expiration email", lambda: send_email(self.env, event.payload["email"], "Trial ending"))
+            await step.do(
+                "trial expiration email", lambda: send_email(self.env, event.payload["email"], "Trial ending")
+            )
         return {"converted": has_converted}
 
 
@@ -109,10 +116,12 @@ class DataPipelineWorkflow(Workflow):
         def load():
             data = self.env.BUCKET.get(data_ref["key"]).json()
             for i in range(0, len(data), 100):
-                self.env.DB.batch([
-                    self.env.DB.prepare("INSERT INTO records VALUES (?, ?)").bind(item["id"], item["normalized"])
-                    for item in data[i : i + 100]
-                ])
+                self.env.DB.batch(
+                    [
+                        self.env.DB.prepare("INSERT INTO records VALUES (?, ?)").bind(item["id"], item["normalized"])
+                        for item in data[i : i + 100]
+                    ]
+                )
             return len(data)
 
         loaded = await step.do("load", load)
@@ -133,18 +142,40 @@ class ApprovalWorkflow(Workflow):
         db = self.env.DB
         await step.do(
             "create approval",
-            lambda: db.prepare("INSERT INTO approvals (id, user_id, status) VALUES (?, ?, ?)")
-            .bind(event.instance_id, event.payload["userId"], "pending").run(),
+            lambda: (
+                db.prepare("INSERT INTO approvals (id, user_id, status) VALUES (?, ?, ?)")
+                .bind(event.instance_id, event.payload["userId"], "pending")
+                .run()
+            ),
         )
         try:
             approval = await step.wait_for_event("wait for approval", type="approval-response", timeout="48h")
             if approval["payload"]["approved"]:
-                await step.do("process approval", lambda: db.prepare("UPDATE approvals SET status = ? WHERE id = ?").bind("approved", event.instance_id).run())
+                await step.do(
+                    "process approval",
+                    lambda: (
+                        db.prepare("UPDATE approvals SET status = ? WHERE id = ?")
+                        .bind("approved", event.instance_id)
+                        .run()
+                    ),
+                )
                 return "approved"
-            await step.do("handle rejection", lambda: db.prepare("UPDATE approvals SET status = ? WHERE id = ?").bind("rejected", event.instance_id).run())
+            await step.do(
+                "handle rejection",
+                lambda: (
+                    db.prepare("UPDATE approvals SET status = ? WHERE id = ?").bind("rejected", event.instance_id).run()
+                ),
+            )
             return "rejected"
         except WorkflowTimeoutError:
-            await step.do("auto reject", lambda: db.prepare("UPDATE approvals SET status = ? WHERE id = ?").bind("auto-rejected", event.instance_id).run())
+            await step.do(
+                "auto reject",
+                lambda: (
+                    db.prepare("UPDATE approvals SET status = ? WHERE id = ?")
+                    .bind("auto-rejected", event.instance_id)
+                    .run()
+                ),
+            )
             return "auto-rejected"
 
 
@@ -178,7 +209,9 @@ class FanOutWorkflow(Workflow):
 
             return run
 
-        results = await asyncio.gather(*(step.do(f"process {i}", process(f["key"])) for i, f in enumerate(files["objects"])))
+        results = await asyncio.gather(
+            *(step.do(f"process {i}", process(f["key"])) for i, f in enumerate(files["objects"]))
+        )
         return {"processed": len(results), "bytes": sum(r["size"] for r in results)}
 
 
@@ -282,7 +315,11 @@ class FlakyExportWorkflow(Workflow):
 
     async def run(self, event, step):
         def export():
-            if not self.env.DB.prepare("SELECT 1 FROM approvals WHERE id = ? AND status = ?").bind("export-enabled", "on").first():
+            if (
+                not self.env.DB.prepare("SELECT 1 FROM approvals WHERE id = ? AND status = ?")
+                .bind("export-enabled", "on")
+                .first()
+            ):
                 raise ConnectionError("the export service is unavailable (set approvals 'export-enabled' to 'on')")
             return "exported"
 

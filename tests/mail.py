@@ -1,4 +1,5 @@
 """Mail sent by this process (Django's test outbox) or by worker processes (the file backend)."""
+
 import email
 import os
 from email import policy

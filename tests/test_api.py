@@ -1,4 +1,5 @@
 """create, create_batch, get, get_workflow: validation before anything is written."""
+
 import uuid
 
 import pytest
@@ -55,8 +56,13 @@ def test_create_batch_skips_existing_ids_and_returns_the_created_in_order(uid):
 
 @pytest.mark.parametrize(
     "items,problem",
-    [([], "at least 1"), ([{"id": "x"}] * 101, "limit is 100"), ("abc", "list"), ([{"id": "x", "extra": 1}], "only 'id' and 'params'"),
-     ([{"id": "ok"}, {"id": "b a d"}], "invalid instance id")],
+    [
+        ([], "at least 1"),
+        ([{"id": "x"}] * 101, "limit is 100"),
+        ("abc", "list"),
+        ([{"id": "x", "extra": 1}], "only 'id' and 'params'"),
+        ([{"id": "ok"}, {"id": "b a d"}], "invalid instance id"),
+    ],
 )
 def test_a_bad_batch_is_refused_whole(items, problem):
     with pytest.raises(WorkflowError, match=problem):

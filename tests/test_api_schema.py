@@ -1,4 +1,5 @@
 """Every endpoint answers as the OpenAPI document says, for generated requests (schemathesis)."""
+
 import pytest
 import schemathesis
 from django.contrib.auth.models import Permission, User

@@ -1,5 +1,6 @@
 """Property-based: whatever comes in, the answer is either success or a clear error that
 names the problem, and a refused input changes nothing (hypothesis)."""
+
 import json
 import string
 
@@ -48,7 +49,9 @@ def test_send_event_refuses_bad_types_and_leaves_no_event(event_type, payload):
 
 
 @FAST
-@given(value=st.one_of(st.text(max_size=12), st.integers(-5, 10**6), st.floats(allow_nan=True), st.none(), st.booleans()))
+@given(
+    value=st.one_of(st.text(max_size=12), st.integers(-5, 10**6), st.floats(allow_nan=True), st.none(), st.booleans())
+)
 def test_every_duration_is_seconds_or_a_value_error_naming_it(value):
     try:
         seconds = parse_duration(value)
@@ -82,8 +85,12 @@ def token():
 @given(body=st.one_of(json_values.map(json.dumps), st.binary(max_size=40).map(lambda b: b.decode("latin-1"))))
 def test_the_http_api_never_fails_with_a_500_and_creates_nothing_when_it_refuses(client, token, body):
     before = Instance.objects.count()
-    response = client.post("/api/workflows/t-waiter/instances", data=body, content_type="application/json",
-                           headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/api/workflows/t-waiter/instances",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code in (201, 400, 409, 413), response.content
     data = response.json()
     if response.status_code == 201:

@@ -1,4 +1,5 @@
 """Bindings: the bucket, D1-style SQL, AI backends, email, workflow handles."""
+
 import http.server
 import json
 import threading
@@ -39,7 +40,9 @@ def test_sql_parameters_are_bound_never_interpolated(db):
     database = Database()
     hostile = "u1' OR '1'='1"
     assert database.prepare("SELECT * FROM users WHERE id = ?").bind(hostile).first() is None
-    assert database.prepare("SELECT subscription_status FROM users WHERE id = ?").bind("u1").first() == {"subscription_status": "active"}
+    assert database.prepare("SELECT subscription_status FROM users WHERE id = ?").bind("u1").first() == {
+        "subscription_status": "active"
+    }
     assert database.prepare("SELECT email FROM users WHERE id = ?").bind("u1").first("email") == "a@example.com"
     # A '?' or '%' inside a string literal is text, not a placeholder.
     row = database.prepare("SELECT '?' AS q, '100%' AS p, id FROM users WHERE id = ?").bind("u1").first()
@@ -54,7 +57,9 @@ def test_bind_checks_the_number_of_values(db):
 def test_a_batch_is_one_transaction(db):
     database = Database()
     insert = database.prepare("INSERT INTO records VALUES (?, ?)")
-    results = database.batch([insert.bind(1, "a"), insert.bind(2, "b"), database.prepare("SELECT COUNT(*) AS n FROM records")])
+    results = database.batch(
+        [insert.bind(1, "a"), insert.bind(2, "b"), database.prepare("SELECT COUNT(*) AS n FROM records")]
+    )
     assert results[2]["results"] == [{"n": 2}]
     with pytest.raises(IntegrityError):
         database.batch([insert.bind(3, "c"), insert.bind(1, "duplicate key")])
@@ -88,8 +93,14 @@ def test_the_openai_compatible_backend_sends_the_image_and_returns_the_models_an
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.handle_request, daemon=True).start()
-    ai = OpenAICompatibleAI(f"http://127.0.0.1:{server.server_address[1]}/v1", api_key="k", model_map={"@cf/llava-hf/llava-1.5-7b-hf": "llava"})
-    answer = ai.run("@cf/llava-hf/llava-1.5-7b-hf", {"image": demo_image(), "prompt": "Describe this image", "max_tokens": 50})
+    ai = OpenAICompatibleAI(
+        f"http://127.0.0.1:{server.server_address[1]}/v1",
+        api_key="k",
+        model_map={"@cf/llava-hf/llava-1.5-7b-hf": "llava"},
+    )
+    answer = ai.run(
+        "@cf/llava-hf/llava-1.5-7b-hf", {"image": demo_image(), "prompt": "Describe this image", "max_tokens": 50}
+    )
     server.server_close()
     assert answer == {"description": "A sunset over the sea.", "model": "llava", "backend": "openai-compatible"}
     assert seen["path"] == "/v1/chat/completions" and seen["auth"] == "Bearer k"

@@ -1,5 +1,6 @@
 """The dashboard in a real browser (Debian's Chromium driven by Playwright), against a live
 server and a real worker process. Screenshots of each page land in test-artifacts/."""
+
 import os
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from tests.testapp.ledger import ledger_dir  # noqa: E402
 from workflows import get_workflow  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")) / "screenshots"
+ARTIFACTS = (
+    Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")) / "screenshots"
+)
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -57,9 +60,13 @@ def waiting(runner, handle):
     runner.wait(lambda: handle.status()["status"] == "waiting", f"{handle.id} to wait", 30)
 
 
-@pytest.mark.parametrize("decision,outcome,said", [("Approve", "approved", "Approved"), ("Reject", "rejected", "Rejected")])
+@pytest.mark.parametrize(
+    "decision,outcome,said", [("Approve", "approved", "Approved"), ("Reject", "rejected", "Rejected")]
+)
 def test_deciding_in_the_inbox_and_watching_the_timeline_complete(page, worker_runner, decision, outcome, said):
-    handle = get_workflow("approval").create(id=f"req-{outcome}", params={"userId": "u-ada", "summary": "Conference ticket, 420 EUR"})
+    handle = get_workflow("approval").create(
+        id=f"req-{outcome}", params={"userId": "u-ada", "summary": "Conference ticket, 420 EUR"}
+    )
     waiting(worker_runner, handle)
     page.goto(f"{page.base}/inbox/")
     card = page.locator("article", has_text=f"req-{outcome}")

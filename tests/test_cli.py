@@ -1,4 +1,5 @@
 """`manage.py workflows ...`: readable tables, --json, clear errors with a non-zero exit."""
+
 import json
 from io import StringIO
 
@@ -18,7 +19,10 @@ def cli(*args) -> str:
 
 
 def test_trigger_creates_an_instance_with_json_params_and_an_id():
-    assert cli("trigger", "t-waiter", '{"waits": 1}', "--id", "cli-1") == 'Workflow instance "cli-1" of t-waiter has been queued.\n'
+    assert (
+        cli("trigger", "t-waiter", '{"waits": 1}', "--id", "cli-1")
+        == 'Workflow instance "cli-1" of t-waiter has been queued.\n'
+    )
     run()
     assert get_workflow("t-waiter").get("cli-1").status()["status"] == "waiting"
 
@@ -31,7 +35,10 @@ def test_trigger_creates_an_instance_with_json_params_and_an_id():
         (("trigger", "t-waiter", "--id", "bad id"), "invalid instance id 'bad id'"),
         (("instances", "describe", "t-waiter", "missing"), "no instance 'missing'"),
         (("instances", "describe", "t-counter", "latest"), "has no instances yet"),
-        (("instances", "send-event", "t-waiter", "x", "--type", "go", "--payload", "[1,"), "--payload is not valid JSON"),
+        (
+            ("instances", "send-event", "t-waiter", "x", "--type", "go", "--payload", "[1,"),
+            "--payload is not valid JSON",
+        ),
         (("instances", "restart", "t-waiter", "x", "--count", "2"), "--count needs --from-step"),
     ],
 )
@@ -49,7 +56,16 @@ def test_list_shows_counts_per_workflow_and_json_on_request():
     start("t-waiter", id="a")
     run()
     text = cli("list")
-    assert text.splitlines()[0].split() == ["WORKFLOW", "ACTIVE", "WAITING", "PAUSED", "ERRORED", "COMPLETE", "LAST", "ACTIVITY"]
+    assert text.splitlines()[0].split() == [
+        "WORKFLOW",
+        "ACTIVE",
+        "WAITING",
+        "PAUSED",
+        "ERRORED",
+        "COMPLETE",
+        "LAST",
+        "ACTIVITY",
+    ]
     assert any(line.split()[:3] == ["t-waiter", "0", "1"] for line in text.splitlines())
     data = json.loads(cli("list", "--json"))
     assert next(w for w in data if w["name"] == "t-waiter")["counts"]["waiting"] == 1

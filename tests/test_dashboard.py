@@ -1,4 +1,5 @@
 """The dashboard with Django's test client: every page, permission and error path."""
+
 from datetime import timedelta
 
 import pytest
@@ -64,7 +65,9 @@ def test_the_list_filters_by_workflow_status_id_and_date(viewer):
 
 def test_live_updates_render_only_the_rows(viewer):
     get_workflow("t-waiter").create(id="w1")
-    fragment = viewer.get("/instances/?workflow=t-waiter", headers={"HX-Request": "true", "HX-Target": "instance-rows"}).content.decode()
+    fragment = viewer.get(
+        "/instances/?workflow=t-waiter", headers={"HX-Request": "true", "HX-Target": "instance-rows"}
+    ).content.decode()
     assert "w1" in fragment and "<html" not in fragment and "<tr>" in fragment
 
 
@@ -82,7 +85,9 @@ def test_bulk_actions_need_the_operator_permission(client):
     client.force_login(user_with(name="nobody"))
     assert client.post("/instances/bulk/", {"action": "terminate", "selected": ["t-waiter/b1"]}).status_code == 403
     client.force_login(user_with("operate_instance", name="op"))
-    response = client.post("/instances/bulk/", {"action": "terminate", "selected": ["t-waiter/b1", "t-waiter/b2"]}, follow=True)
+    response = client.post(
+        "/instances/bulk/", {"action": "terminate", "selected": ["t-waiter/b1", "t-waiter/b2"]}, follow=True
+    )
     assert "Terminate requested for 2 instance(s)." in response.content.decode()
     assert get_workflow("t-waiter").get("b1").status()["status"] == "terminated"
     assert AuditEntry.objects.filter(action="terminate").count() == 2
@@ -92,14 +97,21 @@ def test_the_timeline_shows_steps_attempts_and_errors(viewer):
     get_workflow("t-flaky").create(id="f1", params={"fail": 1, "retries": {"limit": 1, "delay": 30}})
     run()
     page = viewer.get("/instances/t-flaky/f1/").content.decode()
-    assert "retrying" in page and "ConnectionError" in page and "attempt 1 failed" in page and "retried after 30.0 s" in page
+    assert (
+        "retrying" in page
+        and "ConnectionError" in page
+        and "attempt 1 failed" in page
+        and "retried after 30.0 s" in page
+    )
     assert 'hx-trigger="every 2s' in page  # live while not finished
 
 
 def test_a_finished_instance_stops_polling(viewer):
     get_workflow("t-counter").create(id="c1", params={"steps": 1})
     run()
-    page = viewer.get("/instances/t-counter/c1/", headers={"HX-Request": "true", "HX-Target": "instance-body"}).content.decode()
+    page = viewer.get(
+        "/instances/t-counter/c1/", headers={"HX-Request": "true", "HX-Target": "instance-body"}
+    ).content.decode()
     assert "complete" in page and "hx-trigger" not in page and "<html" not in page
 
 
@@ -110,8 +122,21 @@ def test_nothing_a_workflow_returns_can_inject_html(operator):
         page = operator.get(url).content.decode()
         assert "<script>alert" not in page and "<img src=x" not in page, url
     detail = operator.get("/instances/t-hostile/h1/").content.decode()
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in detail or "&lt;script&gt;alert(\\&quot;x\\&quot;)" in detail
-    operator.post("/inbox/decide/", {"workflow": "t-hostile", "instance_id": "h1", "step": "decide", "count": 1, "decision": "approve", "comment": HTML})
+    assert (
+        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in detail
+        or "&lt;script&gt;alert(\\&quot;x\\&quot;)" in detail
+    )
+    operator.post(
+        "/inbox/decide/",
+        {
+            "workflow": "t-hostile",
+            "instance_id": "h1",
+            "step": "decide",
+            "count": 1,
+            "decision": "approve",
+            "comment": HTML,
+        },
+    )
     run()
     assert "<script>alert" not in operator.get("/instances/t-hostile/h1/").content.decode()
 
@@ -119,7 +144,10 @@ def test_nothing_a_workflow_returns_can_inject_html(operator):
 def test_operators_pause_resume_terminate_restart_and_send_events(operator):
     get_workflow("t-waiter").create(id="w1")
     run()
-    assert "Pause requested; the instance is now paused." in operator.post("/instances/t-waiter/w1/pause/", follow=True).content.decode()
+    assert (
+        "Pause requested; the instance is now paused."
+        in operator.post("/instances/t-waiter/w1/pause/", follow=True).content.decode()
+    )
     operator.post("/instances/t-waiter/w1/resume/")
     run()
     response = operator.post("/instances/t-waiter/w1/send-event/", {"type": "go", "payload": "{not json"}, follow=True)
@@ -130,7 +158,13 @@ def test_operators_pause_resume_terminate_restart_and_send_events(operator):
     operator.post("/instances/t-waiter/w1/restart/")
     assert get_workflow("t-waiter").get("w1").status()["status"] == "queued"
     operator.post("/instances/t-waiter/w1/terminate/")
-    assert [a.action for a in AuditEntry.objects.order_by("pk")] == ["pause", "resume", "send-event", "restart", "terminate"]
+    assert [a.action for a in AuditEntry.objects.order_by("pk")] == [
+        "pause",
+        "resume",
+        "send-event",
+        "restart",
+        "terminate",
+    ]
     assert "terminate" in operator.get("/instances/t-waiter/w1/").content.decode()
 
 
@@ -164,7 +198,13 @@ def test_viewers_see_no_buttons_and_get_403_when_posting_anyway(viewer):
     assert "Terminate" not in page and "Approve" not in page
     for name in ("pause", "terminate", "restart", "retry", "run-now", "send-event"):
         assert viewer.post(f"/instances/t-waiter/w1/{name}/").status_code == 403
-    assert viewer.post("/inbox/decide/", {"workflow": "t-waiter", "instance_id": "w1", "step": "wait 0", "count": 1, "decision": "approve"}).status_code == 403
+    assert (
+        viewer.post(
+            "/inbox/decide/",
+            {"workflow": "t-waiter", "instance_id": "w1", "step": "wait 0", "count": 1, "decision": "approve"},
+        ).status_code
+        == 403
+    )
 
 
 def test_the_inbox_lists_waits_soonest_deadline_first_without_non_approval_types(operator):
@@ -181,7 +221,14 @@ def test_the_inbox_lists_waits_soonest_deadline_first_without_non_approval_types
 def test_a_decision_is_sent_once_with_who_and_when(operator):
     get_workflow("t-waiter").create(id="d1")
     run()
-    form = {"workflow": "t-waiter", "instance_id": "d1", "step": "wait 0", "count": 1, "decision": "approve", "comment": "ok by me"}
+    form = {
+        "workflow": "t-waiter",
+        "instance_id": "d1",
+        "step": "wait 0",
+        "count": 1,
+        "decision": "approve",
+        "comment": "ok by me",
+    }
     first = operator.post("/inbox/decide/", form, follow=True).content.decode()
     assert "Approved t-waiter/d1." in first
     second = operator.post("/inbox/decide/", {**form, "decision": "reject"}, follow=True).content.decode()
@@ -189,7 +236,12 @@ def test_a_decision_is_sent_once_with_who_and_when(operator):
     assert Event.objects.count() == 1 and Decision.objects.count() == 1
     run()
     payload = get_workflow("t-waiter").get("d1").status()["output"][0]
-    assert payload["approved"] is True and payload["by"] == "olga" and payload["comment"] == "ok by me" and payload["decided_at"]
+    assert (
+        payload["approved"] is True
+        and payload["by"] == "olga"
+        and payload["comment"] == "ok by me"
+        and payload["decided_at"]
+    )
     assert "Approved by" in operator.get("/instances/t-waiter/d1/").content.decode()
 
 
@@ -197,7 +249,11 @@ def test_a_decision_after_the_wait_timed_out_sends_nothing(operator):
     get_workflow("t-waiter").create(id="late", params={"timeout": "1h"})
     run()
     clock.advance(timedelta(hours=2))  # past the deadline; the worker has not run yet
-    response = operator.post("/inbox/decide/", {"workflow": "t-waiter", "instance_id": "late", "step": "wait 0", "count": 1, "decision": "approve"}, follow=True)
+    response = operator.post(
+        "/inbox/decide/",
+        {"workflow": "t-waiter", "instance_id": "late", "step": "wait 0", "count": 1, "decision": "approve"},
+        follow=True,
+    )
     assert "The wait timed out at" in response.content.decode() and "nothing was sent" in response.content.decode()
     assert not Event.objects.exists() and not Decision.objects.exists()
 
@@ -206,5 +262,9 @@ def test_a_decision_for_a_finished_instance_sends_nothing(operator):
     get_workflow("t-waiter").create(id="gone")
     run()
     get_workflow("t-waiter").get("gone").terminate()
-    response = operator.post("/inbox/decide/", {"workflow": "t-waiter", "instance_id": "gone", "step": "wait 0", "count": 1, "decision": "reject"}, follow=True)
+    response = operator.post(
+        "/inbox/decide/",
+        {"workflow": "t-waiter", "instance_id": "gone", "step": "wait 0", "count": 1, "decision": "reject"},
+        follow=True,
+    )
     assert "no longer waiting" in response.content.decode() and not Event.objects.exists()

@@ -1,4 +1,5 @@
 """wait_for_event and send_event: buffered FIFO per type, timeouts that never eat later events."""
+
 import pytest
 
 from tests.helpers import later, row, run, start, steps_of

@@ -5,6 +5,7 @@ backoff), the testing toolkit skips time in-process; everything else runs in rea
 processes against the real database, and checks the real side effects: the bucket, the
 records and approvals tables, the mail that was sent.
 """
+
 import http.server
 import json
 import threading
@@ -104,7 +105,11 @@ def test_worker_start_registers_each_cron_schedule_with_django_q(db):
 
     sync_schedules()
     schedule = Schedule.objects.get(name="workflows:daily:0 9 * * *")
-    assert (schedule.func, schedule.cron, schedule.schedule_type) == ("workflows.schedules.fire", "0 9 * * *", Schedule.CRON)
+    assert (schedule.func, schedule.cron, schedule.schedule_type) == (
+        "workflows.schedules.fire",
+        "0 9 * * *",
+        Schedule.CRON,
+    )
     assert schedule.intended_date_kwarg == "scheduled_time"
 
 
@@ -132,7 +137,9 @@ def test_image_processing_publishes_only_an_approved_image(worker_runner, approv
     env.BUCKET.put(key, demo_image())
     handle = get_workflow("image-processing").create(params={"imageKey": key})
     wait(worker_runner, handle, "waiting")
-    description = next(s for s in handle.describe()["steps"] if s["name"] == "generate description")["output"]["description"]
+    description = next(s for s in handle.describe()["steps"] if s["name"] == "generate description")["output"][
+        "description"
+    ]
     assert "320x200 PNG image" in description and "offline backend" in description
     handle.send_event("approved", {"approved": approved})
     wait(worker_runner, handle, "complete")

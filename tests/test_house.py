@@ -57,14 +57,18 @@ def test_the_dashboard_and_the_http_api_import_only_the_public_api(path):
 
 def test_the_import_rule_catches_a_reach_past_the_public_api(tmp_path):
     sneaky = tmp_path / "sneaky.py"
-    sneaky.write_text("from workflows.models import Instance\nfrom workflows import clock\nfrom workflows import Status\n")
+    sneaky.write_text(
+        "from workflows.models import Instance\nfrom workflows import clock\nfrom workflows import Status\n"
+    )
     assert engine_imports(sneaky) == [(1, "workflows.models"), (1, "workflows.models.Instance"), (2, "workflows.clock")]
 
 
 @pytest.mark.parametrize("module", ["workflows/api.py", "workflows/queries.py", "workflows/__init__.py"])
 def test_the_public_api_modules_do_not_import_the_engine(module):
     imports = [name for _, name in imported_modules(ROOT / module)]
-    assert not [name for name in imports if name.startswith(("workflows.engine", "workflows.bindings", "workflows.tasks"))]
+    assert not [
+        name for name in imports if name.startswith(("workflows.engine", "workflows.bindings", "workflows.tasks"))
+    ]
 
 
 def test_a_web_process_never_loads_the_replay_engine_the_bindings_or_the_bridge():
@@ -72,7 +76,8 @@ def test_a_web_process_never_loads_the_replay_engine_the_bindings_or_the_bridge(
         "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings_test'\n"
         "import django; django.setup()\n"
         "import config.urls, dashboard.views, api.views, workflows.api, workflows.queries\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('workflows.engine', 'workflows.bindings', 'workflows.tasks'))))\n"
+        "heavy = ('workflows.engine', 'workflows.bindings', 'workflows.tasks')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -83,7 +88,12 @@ def test_no_class_is_over_250_lines_and_no_function_over_50():
     for path in python_files("workflows", "dashboard", "api", "config", "examples"):
         for node in ast.walk(ast.parse(path.read_text())):
             lines = getattr(node, "end_lineno", 0) - getattr(node, "lineno", 0) + 1
-            if isinstance(node, ast.ClassDef) and lines > 250 or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and lines > 50:
+            if (
+                isinstance(node, ast.ClassDef)
+                and lines > 250
+                or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and lines > 50
+            ):
                 too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
     assert too_long == []
 

@@ -1,4 +1,5 @@
 """The HTTP API: authentication, permissions, every error path, and the happy paths."""
+
 import json
 
 import pytest
@@ -33,13 +34,20 @@ def approver():
 def call(client, method, path, token=None, body=None, raw=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = raw if raw is not None else (json.dumps(body) if body is not None else "")
-    response = getattr(client, method.lower())(f"/api/{path}", data=data, content_type="application/json", headers=headers)
+    response = getattr(client, method.lower())(
+        f"/api/{path}", data=data, content_type="application/json", headers=headers
+    )
     return response.status_code, response.json()
 
 
 def test_every_endpoint_needs_authentication(client):
-    for method, path in [("GET", "workflows"), ("GET", "openapi.json"), ("POST", "workflows/t-waiter/instances"),
-                         ("PATCH", "workflows/t-waiter/instances/x/status"), ("POST", "workflows/t-waiter/instances/x/events/go")]:
+    for method, path in [
+        ("GET", "workflows"),
+        ("GET", "openapi.json"),
+        ("POST", "workflows/t-waiter/instances"),
+        ("PATCH", "workflows/t-waiter/instances/x/status"),
+        ("POST", "workflows/t-waiter/instances/x/events/go"),
+    ]:
         status, body = call(client, method, path)
         assert (status, body["error"]["code"]) == (401, "not_authenticated"), path
 
@@ -65,8 +73,14 @@ def test_create_list_describe_and_control_an_instance(client, operator):
     run()
     status, page = call(client, "GET", "workflows/t-waiter/instances?status=waiting", operator)
     assert [i["id"] for i in page["instances"]] == ["h1"] and page["next_cursor"] is None
-    assert call(client, "PATCH", "workflows/t-waiter/instances/h1/status", operator, {"status": "pause"})[1]["status"] == "paused"
-    assert call(client, "PATCH", "workflows/t-waiter/instances/h1/status", operator, {"status": "resume"})[1]["status"] == "queued"
+    assert (
+        call(client, "PATCH", "workflows/t-waiter/instances/h1/status", operator, {"status": "pause"})[1]["status"]
+        == "paused"
+    )
+    assert (
+        call(client, "PATCH", "workflows/t-waiter/instances/h1/status", operator, {"status": "resume"})[1]["status"]
+        == "queued"
+    )
     status, body = call(client, "POST", "workflows/t-waiter/instances/h1/events/go", operator, {"approved": True})
     assert status == 202
     run()
@@ -74,13 +88,21 @@ def test_create_list_describe_and_control_an_instance(client, operator):
     assert story["status"] == "complete" and story["output"] == [{"approved": True}]
     assert story["steps"][0]["kind"] == "wait_for_event" and story["steps"][0]["event"]["payload"] == {"approved": True}
     assert call(client, "GET", "workflows/t-waiter/instances/h1?simple=true", operator)[1]["step_count"] == 1
-    status, body = call(client, "PATCH", "workflows/t-waiter/instances/h1/status", operator, {"status": "restart", "from_step": "wait 0"})
+    status, body = call(
+        client,
+        "PATCH",
+        "workflows/t-waiter/instances/h1/status",
+        operator,
+        {"status": "restart", "from_step": "wait 0"},
+    )
     assert (status, body["status"]) == (200, "queued")
 
 
 def test_batch_create_skips_existing_ids(client, operator):
     get_workflow("t-waiter").create(id="b2")
-    status, body = call(client, "POST", "workflows/t-waiter/instances/batch", operator, [{"id": "b1"}, {"id": "b2"}, {"id": "b3"}])
+    status, body = call(
+        client, "POST", "workflows/t-waiter/instances/batch", operator, [{"id": "b1"}, {"id": "b2"}, {"id": "b3"}]
+    )
     assert status == 201 and [c["id"] for c in body["created"]] == ["b1", "b3"] and body["skipped"] == 1
 
 
@@ -112,10 +134,31 @@ def test_cursor_pagination_walks_every_instance_once(client, viewer):
         ("GET", "workflows/t-waiter/instances?limit=x", None, None, 400, "invalid_request"),
         ("GET", "workflows/t-waiter/instances?cursor=zzz", None, None, 400, "invalid_request"),
         ("GET", "workflows/t-waiter/instances?created_after=yesterday", None, None, 400, "invalid_request"),
-        ("GET", "workflows/t-waiter/instances?created_after=0001-01-01T00:00:00%2B01:00", None, None, 400, "invalid_request"),
+        (
+            "GET",
+            "workflows/t-waiter/instances?created_after=0001-01-01T00:00:00%2B01:00",
+            None,
+            None,
+            400,
+            "invalid_request",
+        ),
         ("PATCH", "workflows/t-waiter/instances/e1/status", {"status": "explode"}, None, 400, "invalid_request"),
-        ("PATCH", "workflows/t-waiter/instances/e1/status", {"status": "pause", "from_step": "x"}, None, 400, "invalid_request"),
-        ("PATCH", "workflows/t-waiter/instances/e1/status", {"status": "restart", "from_step": "nope"}, None, 409, "invalid_state"),
+        (
+            "PATCH",
+            "workflows/t-waiter/instances/e1/status",
+            {"status": "pause", "from_step": "x"},
+            None,
+            400,
+            "invalid_request",
+        ),
+        (
+            "PATCH",
+            "workflows/t-waiter/instances/e1/status",
+            {"status": "restart", "from_step": "nope"},
+            None,
+            409,
+            "invalid_state",
+        ),
         ("POST", "workflows/t-waiter/instances/e1/events/a.b", {}, None, 400, "invalid_event_type"),
         ("DELETE", "workflows/t-waiter/instances/e1", None, None, 405, "method_not_allowed"),
     ],
@@ -160,7 +203,9 @@ def test_session_calls_need_the_csrf_token(operator):
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "csrf_failed")
     browser.get("/admin/login/")  # sets the CSRF cookie
     token = browser.cookies["csrftoken"].value
-    accepted = browser.post("/api/workflows/t-waiter/instances", data="{}", content_type="application/json", headers={"X-CSRFToken": token})
+    accepted = browser.post(
+        "/api/workflows/t-waiter/instances", data="{}", content_type="application/json", headers={"X-CSRFToken": token}
+    )
     assert accepted.status_code == 201
 
 

@@ -1,4 +1,5 @@
 """pause, resume, terminate and restart, and the statuses they lead through."""
+
 from datetime import timedelta
 
 import pytest
@@ -102,7 +103,14 @@ def test_restart_from_a_step_keeps_earlier_results():
 def test_a_dead_workers_attempt_is_recorded_failed_and_retried_by_the_next_claim(settings):
     instance = start("t-counter", {"steps": 1})
     claim = leases.claim(row(instance).pk, clock.now())
-    records.begin_attempt(claim.lease, ("do", "add 0", 1), None, 1, {"retries": {"limit": 5, "delay": 10, "backoff": "exponential"}, "timeout": 600}, clock.now())
+    records.begin_attempt(
+        claim.lease,
+        ("do", "add 0", 1),
+        None,
+        1,
+        {"retries": {"limit": 5, "delay": 10, "backoff": "exponential"}, "timeout": 600},
+        clock.now(),
+    )
     # The worker dies here; its lease runs out.
     later(seconds=settings.WORKFLOWS.get("LEASE_SECONDS", 20) + 1)
     assert instance.status()["output"] == 0
@@ -118,7 +126,14 @@ def test_a_crash_loop_errors_the_instance_after_the_configured_number_of_takeove
     instance = start("t-counter", {"steps": 1})
     for _ in range(3):
         claim = leases.claim(row(instance).pk, clock.now())
-        records.begin_attempt(claim.lease, ("do", "add 0", 1), steps_and_row(instance), 1, {"retries": {"limit": 9, "delay": 0, "backoff": "constant"}, "timeout": 600}, clock.now())
+        records.begin_attempt(
+            claim.lease,
+            ("do", "add 0", 1),
+            steps_and_row(instance),
+            1,
+            {"retries": {"limit": 9, "delay": 0, "backoff": "constant"}, "timeout": 600},
+            clock.now(),
+        )
         clock.advance(timedelta(seconds=60))
     assert tasks.advance(row(instance).pk, renew_leases=False) == "errored"
     error = instance.status()["error"]

@@ -1,4 +1,5 @@
 """Operations: health, metrics, production settings, structured logs."""
+
 import json
 import logging
 import os
@@ -40,9 +41,15 @@ def test_metrics_need_a_token_and_count_instances_by_status(client, engine):
 
 def settings_check(**env):
     result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, capture_output=True, text=True,
-        env={**{k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")},
-             "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS")},
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            **env,
+        },
     )
     return result.returncode, result.stderr
 
@@ -67,7 +74,14 @@ def test_production_settings_start_when_configured():
 
 def test_json_logs_carry_workflow_instance_and_step():
     record = logging.getLogger("workflows.engine").makeRecord(
-        "workflows.engine", logging.INFO, __file__, 1, "step %r failed", ("charge",), None, **fields("billing", "inv-1", "charge", 2)
+        "workflows.engine",
+        logging.INFO,
+        __file__,
+        1,
+        "step %r failed",
+        ("charge",),
+        None,
+        **fields("billing", "inv-1", "charge", 2),
     )
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "step 'charge' failed"

@@ -1,4 +1,5 @@
 """Instance handles as step results (parent-child), and pruning past retention."""
+
 from datetime import timedelta
 
 import pytest

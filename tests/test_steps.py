@@ -1,4 +1,5 @@
 """step.do: memoised by (name, occurrence), retried under its config, failures cached."""
+
 import pytest
 
 from tests.helpers import attempts_of, later, row, run, start, steps_of
@@ -54,7 +55,11 @@ def test_constant_and_linear_backoff(backoff, waits):
 
 def test_exhausted_retries_error_the_instance_with_the_original_class_name():
     instance = start("t-flaky", {"fail": 9, "retries": {"limit": 1, "delay": 0}})
-    assert run(instance) == {"status": "errored", "output": None, "error": {"name": "ConnectionError", "message": "attempt 2 failed"}}
+    assert run(instance) == {
+        "status": "errored",
+        "output": None,
+        "error": {"name": "ConnectionError", "message": "attempt 2 failed"},
+    }
     assert count(instance.id, "attempt") == 2
 
 

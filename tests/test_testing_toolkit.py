@@ -1,4 +1,5 @@
 """workflows.testing: the seed's introspection API, with in-process runs and time skipping."""
+
 import time
 
 import pytest
@@ -13,11 +14,13 @@ def test_the_readme_example_mocks_a_step_skips_a_week_and_delivers_an_approval(w
     started = time.perf_counter()
     trial = get_workflow("t-trial")
     with introspect_workflow_instance(trial, "user-1") as instance:
-        instance.modify(lambda m: (
-            m.disable_sleeps(),
-            m.mock_step_result({"name": "check conversion"}, False),
-            m.mock_event({"type": "approval", "payload": {"approved": True}}),
-        ))
+        instance.modify(
+            lambda m: (
+                m.disable_sleeps(),
+                m.mock_step_result({"name": "check conversion"}, False),
+                m.mock_event({"type": "approval", "payload": {"approved": True}}),
+            )
+        )
         trial.create(id="user-1", params={"email": "ada@example.com"})
         assert instance.wait_for_step_result("check conversion") is False
         assert instance.wait_for_status("complete") == "complete"
@@ -40,7 +43,11 @@ def test_a_wait_with_no_event_times_out_by_skipping_to_its_deadline(workflow_run
     trial = get_workflow("t-trial")
     with introspect_workflow_instance(trial, "user-3") as instance:
         trial.create(id="user-3", params={"email": "c@example.com"})
-        with pytest.raises(IntrospectionError, match="has reached status 'errored'. This is a finite status that prevents it from ever reaching the expected status of 'complete'."):
+        with pytest.raises(
+            IntrospectionError,
+            match="has reached status 'errored'. This is a finite status that prevents it from ever reaching "
+            "the expected status of 'complete'.",
+        ):
             instance.wait_for_status("complete")
         assert instance.get_error()["name"] == "WorkflowTimeoutError"
 
@@ -48,12 +55,14 @@ def test_a_wait_with_no_event_times_out_by_skipping_to_its_deadline(workflow_run
 def test_mock_step_error_with_times_then_the_real_callback_and_disabled_retry_delays(workflow_runner):
     trial = get_workflow("t-trial")
     with introspect_workflow_instance(trial, "user-4") as instance:
-        instance.modify(lambda m: (
-            m.disable_sleeps(),
-            m.disable_retry_delays(),
-            m.mock_step_error({"name": "check conversion"}, ConnectionError("db down"), times=2),
-            m.force_event_timeout({"name": "manager approval"}),
-        ))
+        instance.modify(
+            lambda m: (
+                m.disable_sleeps(),
+                m.disable_retry_delays(),
+                m.mock_step_error({"name": "check conversion"}, ConnectionError("db down"), times=2),
+                m.force_event_timeout({"name": "manager approval"}),
+            )
+        )
         trial.create(id="user-4", params={"email": "d@example.com"})
         with pytest.raises(IntrospectionError):
             instance.wait_for_status("complete")
@@ -65,11 +74,13 @@ def test_mock_step_error_with_times_then_the_real_callback_and_disabled_retry_de
 def test_a_step_that_fails_for_good_raises_its_error_from_wait_for_step_result(workflow_runner):
     trial = get_workflow("t-trial")
     with introspect_workflow_instance(trial, "user-5") as instance:
-        instance.modify(lambda m: (
-            m.disable_sleeps(),
-            m.disable_retry_delays(),
-            m.mock_step_error({"name": "check conversion"}, ConnectionError("db down")),
-        ))
+        instance.modify(
+            lambda m: (
+                m.disable_sleeps(),
+                m.disable_retry_delays(),
+                m.mock_step_error({"name": "check conversion"}, ConnectionError("db down")),
+            )
+        )
         trial.create(id="user-5", params={"email": "e@example.com"})
         with pytest.raises(ConnectionError, match="db down"):
             instance.wait_for_step_result("check conversion")
@@ -107,18 +118,32 @@ def test_introspect_workflow_captures_every_instance_created_while_active(workfl
 def test_misuse_gets_the_spec_messages(workflow_runner):
     with introspect_workflow_instance("t-trial", "misuse") as instance:
         instance.modify(lambda m: m.mock_step_result({"name": "check conversion"}, True))
-        with pytest.raises(IntrospectionError, match=r"\[WorkflowIntrospector\] Trying to mock step 'check conversion' multiple times!"):
+        with pytest.raises(
+            IntrospectionError, match=r"\[WorkflowIntrospector\] Trying to mock step 'check conversion' multiple times!"
+        ):
             instance.modify(lambda m: m.mock_step_result({"name": "check conversion"}, True))
-        with pytest.raises(IntrospectionError, match="Trying to mock error on step 'check conversion' after mocking its result!"):
+        with pytest.raises(
+            IntrospectionError, match="Trying to mock error on step 'check conversion' after mocking its result!"
+        ):
             instance.modify(lambda m: m.mock_step_error({"name": "check conversion"}, ValueError("x")))
-        with pytest.raises(IntrospectionError, match="Trying to force timeout on step 'check conversion' after mocking its result!"):
+        with pytest.raises(
+            IntrospectionError, match="Trying to force timeout on step 'check conversion' after mocking its result!"
+        ):
             instance.modify(lambda m: m.force_step_timeout({"name": "check conversion"}))
         with pytest.raises(IntrospectionError, match="index is 1-based"):
             instance.modify(lambda m: m.disable_sleeps([{"name": "trial period", "index": 0}]))
         get_workflow("t-trial").create(id="misuse", params={"email": "m@example.com"})
-        with pytest.raises(IntrospectionError, match='Cannot retrieve output: Workflow instance is in status "queued" but must be "complete" to have an output available'):
+        with pytest.raises(
+            IntrospectionError,
+            match='Cannot retrieve output: Workflow instance is in status "queued" but must be "complete" '
+            "to have an output available",
+        ):
             instance.get_output()
-        with pytest.raises(IntrospectionError, match='Cannot retrieve error: Workflow instance is in status "queued" but must be "errored" to have error information available'):
+        with pytest.raises(
+            IntrospectionError,
+            match='Cannot retrieve error: Workflow instance is in status "queued" but must be "errored" '
+            "to have error information available",
+        ):
             instance.get_error()
 
 
@@ -135,11 +160,13 @@ def test_the_timeout_error_is_catchable_in_run(workflow_runner):
 def test_the_same_introspection_works_against_a_real_worker(worker_runner):
     trial = get_workflow("t-trial")
     with introspect_workflow_instance(trial, "real-1", runner=worker_runner) as instance:
-        instance.modify(lambda m: (
-            m.disable_sleeps(),
-            m.mock_step_result({"name": "check conversion"}, False),
-            m.mock_event({"type": "approval", "payload": {"approved": True}}),
-        ))
+        instance.modify(
+            lambda m: (
+                m.disable_sleeps(),
+                m.mock_step_result({"name": "check conversion"}, False),
+                m.mock_event({"type": "approval", "payload": {"approved": True}}),
+            )
+        )
         trial.create(id="real-1", params={"email": "r@example.com"})
         assert instance.wait_for_status("complete", timeout=30)
         assert instance.get_output() == "extended"

@@ -1,4 +1,5 @@
 """Values that cross a step boundary round-trip exactly, or are refused with a clear error."""
+
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal

@@ -3,6 +3,7 @@
 Run on SQLite and PostgreSQL by CI. Timing is only bounded generously here; speed is
 measured in bench/, not asserted.
 """
+
 import signal
 import time
 

@@ -54,7 +54,8 @@ __all__ = [
     # reading state
     "list_workflows", "list_instances", "list_pending_waits", "count_pending_waits", "health_status", "metrics_text",
     # closed sets
-    "Status", "StepStatus", "StepKind", "PUBLIC_KIND", "OPEN_STEP", "ACTIVE", "FINISHED", "UNFINISHED", "Permission", "Outcome",
+    "Status", "StepStatus", "StepKind", "PUBLIC_KIND", "OPEN_STEP", "ACTIVE", "FINISHED", "UNFINISHED",
+    "Permission", "Outcome",
     # values
     "to_plain_json",
     # errors

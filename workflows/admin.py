@@ -1,4 +1,5 @@
 """A read-only view of the engine's tables in the Django admin (operators change state through the API)."""
+
 from django.contrib import admin
 
 from workflows.models import Attempt, Event, Instance, Step
@@ -17,7 +18,19 @@ class ReadOnly:
 
 class StepInline(ReadOnly, admin.TabularInline):
     model = Step
-    fields = ("seq", "kind", "name", "occurrence", "status", "attempts", "wake_at", "started_at", "ended_at", "result", "error")
+    fields = (
+        "seq",
+        "kind",
+        "name",
+        "occurrence",
+        "status",
+        "attempts",
+        "wake_at",
+        "started_at",
+        "ended_at",
+        "result",
+        "error",
+    )
     ordering = ("seq",)
     extra = 0
 

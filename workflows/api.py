@@ -4,6 +4,7 @@ Every operation validates its input before touching the database and raises a
 ``WorkflowError`` subclass whose message names the problem; nothing is changed then.
 State changes are single transactions that also kick a worker when there is work to do.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -65,8 +66,13 @@ class WorkflowHandle:
         try:
             with transaction.atomic():
                 instance = Instance.objects.create(
-                    workflow_name=self.name, instance_id=instance_id, params=text,
-                    created_at=now, updated_at=now, **wake_now(now), **parent_columns(),
+                    workflow_name=self.name,
+                    instance_id=instance_id,
+                    params=text,
+                    created_at=now,
+                    updated_at=now,
+                    **wake_now(now),
+                    **parent_columns(),
                 )
                 kick(instance.pk)
         except IntegrityError:
@@ -93,23 +99,39 @@ class WorkflowHandle:
         prepared = []
         for position, item in enumerate(items):
             if not isinstance(item, dict) or set(item) - {"id", "params"}:
-                raise WorkflowError(f"create_batch item {position} must be a dict with only 'id' and 'params' keys, got {item!r:.200}")
+                raise WorkflowError(
+                    f"create_batch item {position} must be a dict with only 'id' and 'params' keys, got {item!r:.200}"
+                )
             instance_id = item.get("id")
             instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
-            prepared.append((instance_id, _encode_create_params(item.get("params"), what=f"params of batch item {position}")))
+            prepared.append(
+                (instance_id, _encode_create_params(item.get("params"), what=f"params of batch item {position}"))
+            )
         now = clock.now()
         with transaction.atomic():
             wanted = [iid for iid, _ in prepared]
-            taken = set(Instance.objects.filter(workflow_name=self.name, instance_id__in=wanted).values_list("instance_id", flat=True))
+            taken = set(
+                Instance.objects.filter(workflow_name=self.name, instance_id__in=wanted).values_list(
+                    "instance_id", flat=True
+                )
+            )
             rows = []
             for instance_id, text in prepared:
                 if instance_id in taken:
                     continue
                 taken.add(instance_id)
-                rows.append(Instance(
-                    workflow_name=self.name, instance_id=instance_id, params=text, schedule=schedule,
-                    created_at=now, updated_at=now, **wake_now(now), **parent_columns(),
-                ))
+                rows.append(
+                    Instance(
+                        workflow_name=self.name,
+                        instance_id=instance_id,
+                        params=text,
+                        schedule=schedule,
+                        created_at=now,
+                        updated_at=now,
+                        **wake_now(now),
+                        **parent_columns(),
+                    )
+                )
             created = self._insert_skipping_races(rows)
             for instance in created:
                 kick(instance.pk)
@@ -177,7 +199,9 @@ class InstanceHandle:
     def _pk(self) -> int:
         if self._known_pk is None:
             self._known_pk = (
-                Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.id).values_list("pk", flat=True).first()
+                Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.id)
+                .values_list("pk", flat=True)
+                .first()
             )
             if self._known_pk is None:
                 raise InstanceNotFound(f"instance {self.id!r} of workflow {self.workflow_name!r} no longer exists")
@@ -250,7 +274,9 @@ class InstanceHandle:
                 )
                 kick(self._pk)
             elif instance.status == Status.WAITING_FOR_PAUSE:
-                Instance.objects.filter(pk=self._pk).update(status=Status.RUNNING, pause_requested=False, updated_at=now)
+                Instance.objects.filter(pk=self._pk).update(
+                    status=Status.RUNNING, pause_requested=False, updated_at=now
+                )
 
     def retry_now(self) -> int:
         """Run steps that sit in a retry delay now instead of at the end of their delay.
@@ -278,11 +304,18 @@ class InstanceHandle:
             instance = self._row(lock=True)
             if instance.status in FINISHED:
                 raise InvalidState(
-                    f"(instance.cannot_terminate) Cannot terminate instance {self.id!r}: it is already {instance.status}"
+                    f"(instance.cannot_terminate) Cannot terminate instance {self.id!r}: "
+                    f"it is already {instance.status}"
                 )
             Instance.objects.filter(pk=self._pk).update(
-                status=Status.TERMINATED, ended_at=now, wake_at=None, due_at=None,
-                lease_token=None, lease_until=None, pause_requested=False, updated_at=now,
+                status=Status.TERMINATED,
+                ended_at=now,
+                wake_at=None,
+                due_at=None,
+                lease_token=None,
+                lease_until=None,
+                pause_requested=False,
+                updated_at=now,
             )
             record_interrupted(Step.objects.filter(instance_id=self._pk, status=StepStatus.RUNNING), now, TERMINATED)
 
@@ -305,9 +338,18 @@ class InstanceHandle:
                 Event.objects.filter(consumed_by__in=doomed).delete()
                 doomed.delete()
             Instance.objects.filter(pk=self._pk).update(
-                status=Status.QUEUED, output=None, error=None, ended_at=None, lease_token=None, lease_until=None,
-                pause_requested=False, paused_at=None, worker_crashes=0, events_version=F("events_version") + 1,
-                updated_at=now, **wake_now(now),
+                status=Status.QUEUED,
+                output=None,
+                error=None,
+                ended_at=None,
+                lease_token=None,
+                lease_until=None,
+                pause_requested=False,
+                paused_at=None,
+                worker_crashes=0,
+                events_version=F("events_version") + 1,
+                updated_at=now,
+                **wake_now(now),
             )
             kick(self._pk)
 
@@ -321,7 +363,9 @@ class InstanceHandle:
         candidates = Step.objects.filter(instance_id=self._pk, name=name, occurrence=count)
         step = candidates.filter(kind=StepKind.DO).first() or candidates.order_by("seq").first()
         if step is None:
-            raise InvalidState(f'(instance.cannot_restart) Step "{name}" (occurrence {count}) not found in execution history')
+            raise InvalidState(
+                f'(instance.cannot_restart) Step "{name}" (occurrence {count}) not found in execution history'
+            )
         return step
 
     def send_event(self, type: str, payload=None, *, idempotency_key: str | None = None) -> bool:
@@ -331,20 +375,30 @@ class InstanceHandle:
         response) delivers nothing more. Returns False for such a repeat, True otherwise.
         """
         check_event_type(type)
-        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 200):
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 200
+        ):
             raise WorkflowError(f"idempotency_key must be a string of 1 to 200 characters, got {idempotency_key!r:.80}")
         text = _encode_params(payload, what="event payload")
         now = clock.now()
         with transaction.atomic():
             instance = self._row(lock=True)
-            if idempotency_key is not None and Event.objects.filter(instance_id=self._pk, idempotency_key=idempotency_key).exists():
+            if (
+                idempotency_key is not None
+                and Event.objects.filter(instance_id=self._pk, idempotency_key=idempotency_key).exists()
+            ):
                 return False
             if instance.status in FINISHED:
                 raise InvalidState(f"cannot send an event to instance {self.id!r}: it is {instance.status}")
-            Event.objects.create(instance_id=self._pk, type=type, payload=text, created_at=now, idempotency_key=idempotency_key)
-            awaited = instance.status == Status.WAITING and Step.objects.filter(
-                instance_id=self._pk, kind=StepKind.WAIT, status=StepStatus.WAITING, event_type=type
-            ).exists()
+            Event.objects.create(
+                instance_id=self._pk, type=type, payload=text, created_at=now, idempotency_key=idempotency_key
+            )
+            awaited = (
+                instance.status == Status.WAITING
+                and Step.objects.filter(
+                    instance_id=self._pk, kind=StepKind.WAIT, status=StepStatus.WAITING, event_type=type
+                ).exists()
+            )
             changes = {"events_version": F("events_version") + 1, "updated_at": now}
             if awaited:
                 changes.update(wake_now(now))
@@ -352,7 +406,6 @@ class InstanceHandle:
             if awaited:
                 kick(self._pk)
         return True
-
 
 
 # A step may return the handle of an instance it created (the parent-child pattern); it is

@@ -3,6 +3,7 @@
 Mirrors `wrangler workflows` in Django's idiom. Every read command takes --json. Errors
 raise CommandError, so the exit status is non-zero and the message names the problem.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,7 +109,11 @@ def table(rows: list[list], headers: list[str]) -> str:
         widths[widest] -= 1
     lines = []
     for n, row in enumerate(cells):
-        lines.append("  ".join((c if len(c) <= w else c[: w - 1] + "…").ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        lines.append(
+            "  ".join(
+                (c if len(c) <= w else c[: w - 1] + "…").ljust(w) for c, w in zip(row, widths, strict=True)
+            ).rstrip()
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -122,8 +127,15 @@ def _list(options, out):
         out.write("No workflows are registered. Define a Workflow subclass in an installed app's workflows.py.")
         return
     rows = [
-        [w["name"], sum(w["counts"][s] for s in ACTIVE), w["counts"][Status.WAITING], w["counts"][Status.PAUSED],
-         w["counts"][Status.ERRORED], w["counts"][Status.COMPLETE], _ago(w["last_activity"])]
+        [
+            w["name"],
+            sum(w["counts"][s] for s in ACTIVE),
+            w["counts"][Status.WAITING],
+            w["counts"][Status.PAUSED],
+            w["counts"][Status.ERRORED],
+            w["counts"][Status.COMPLETE],
+            _ago(w["last_activity"]),
+        ]
         for w in workflows
     ]
     out.write(table(rows, ["WORKFLOW", "ACTIVE", "WAITING", "PAUSED", "ERRORED", "COMPLETE", "LAST ACTIVITY"]))
@@ -137,7 +149,11 @@ def _describe_workflow(options, out):
         return _dump({**info, "recent": recent}, out)
     out.write(f"{handle.name}: {info['description'] or '(no description)'}\n")
     out.write("  ".join(f"{status} {n}" for status, n in info["counts"].items()) + "\n\n")
-    out.write(table([[i["id"], i["status"], _ago(i["created_at"])] for i in recent], ["ID", "STATUS", "CREATED"]) if recent else "No instances yet.")
+    out.write(
+        table([[i["id"], i["status"], _ago(i["created_at"])] for i in recent], ["ID", "STATUS", "CREATED"])
+        if recent
+        else "No instances yet."
+    )
 
 
 def _trigger(options, out):
@@ -192,7 +208,11 @@ def _instances_describe(options, out):
         w(f"  {step['seq']:>3}. {step['kind']:<15} {step['name']}-{step['count']}  {step['status']}\n")
         if step["kind"] == "do":
             for a in step["attempts"]:
-                state = "ok" if a["success"] else ("running" if a["success"] is None else f"{a['error']['name']}: {a['error']['message']}")
+                state = (
+                    "ok"
+                    if a["success"]
+                    else ("running" if a["success"] is None else f"{a['error']['name']}: {a['error']['message']}")
+                )
                 retry = f" (retry in {a['retry_delay']:g}s)" if a["retry_delay"] else ""
                 w(f"         attempt {a['number']}: {state}{retry}\n")
             if step["status"] == StepStatus.SUCCEEDED:
@@ -219,7 +239,9 @@ def _simple(action):
     def run_action(options, out):
         instance = _instance(options)
         getattr(instance, action)()
-        out.write(f"{instance.workflow_name}/{instance.id}: {action} requested; status is now {instance.status()['status']}.")
+        out.write(
+            f"{instance.workflow_name}/{instance.id}: {action} requested; status is now {instance.status()['status']}."
+        )
 
     return run_action
 

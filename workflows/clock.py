@@ -1,4 +1,5 @@
 """The engine's one source of time, so tests can move it (or stop it)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -3,6 +3,7 @@
 Read on every use (a dict lookup), so tests can change them with pytest-django's
 ``settings`` fixture.
 """
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -1,4 +1,5 @@
 """``Workflow``, the class users subclass, and the registry of workflows by name."""
+
 from __future__ import annotations
 
 import inspect

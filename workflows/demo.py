@@ -1,4 +1,5 @@
 """`manage.py workflows demo`: a login to print, an instance to look at, a worker and the web server."""
+
 from __future__ import annotations
 
 import secrets
@@ -44,7 +45,8 @@ def setup_demo(out, port: int = 8000) -> None:
         "  Example instances are starting: some finish, one sleeps for 7 days, one keeps failing and\n"
         "  retrying, two wait for approval. From a shell, try:\n"
         "    .venv/bin/python manage.py workflows list\n"
-        "    .venv/bin/python manage.py workflows instances send-event approval demo-expense-17 --type approval-response --payload '{\"approved\": true}'\n\n"
+        "    .venv/bin/python manage.py workflows instances send-event approval demo-expense-17 \\\n"
+        "        --type approval-response --payload '{\"approved\": true}'\n\n"
     )
 
 
@@ -56,13 +58,19 @@ def run_demo(out, port: int) -> None:
 
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:
-            raise CommandError(f"port {port} is already in use; stop what runs there or pick another (PORT=8080 ./scripts/demo)")
+            raise CommandError(
+                f"port {port} is already in use; stop what runs there or pick another (PORT=8080 ./scripts/demo)"
+            )
     setup_demo(out, port)
     log_path = Path(settings.BASE_DIR) / "var" / "worker.log"
     with open(log_path, "ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "manage.py", "workflows", "worker"], cwd=settings.BASE_DIR,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, "manage.py", "workflows", "worker"],
+            cwd=settings.BASE_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     out.write(f"  Worker running (pid {worker.pid}, log {log_path}).\n\n")
 

@@ -1,4 +1,5 @@
 """Durations: numbers are seconds; timedelta; "30s"/"24h" and "7 days" strings (decision 1)."""
+
 from __future__ import annotations
 
 import math
@@ -6,14 +7,35 @@ import re
 from datetime import timedelta
 
 _UNITS = {
-    "ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001,
-    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-    "w": 7 * 86400, "week": 7 * 86400, "weeks": 7 * 86400,
-    "month": 30 * 86400, "months": 30 * 86400,
-    "y": 365 * 86400, "year": 365 * 86400, "years": 365 * 86400,
+    "ms": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 7 * 86400,
+    "week": 7 * 86400,
+    "weeks": 7 * 86400,
+    "month": 30 * 86400,
+    "months": 30 * 86400,
+    "y": 365 * 86400,
+    "year": 365 * 86400,
+    "years": 365 * 86400,
 }
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
 
@@ -51,9 +73,7 @@ def parse_bounded(value, *, what: str, minimum: float = 0.0, maximum: float = MA
     """``parse_duration`` plus a range check whose message names the value and the limits."""
     seconds = parse_duration(value)
     if seconds < minimum or seconds > maximum:
-        raise ValueError(
-            f"invalid {what} {value!r}: must be between {_human(minimum)} and {_human(maximum)}"
-        )
+        raise ValueError(f"invalid {what} {value!r}: must be between {_human(minimum)} and {_human(maximum)}")
     return seconds
 
 

@@ -4,6 +4,7 @@ Errors keep their Python identity (project decision 4): an instance's error is r
 ``{"name": type(exc).__name__, "message": str(exc)}``, so these classes are named for what
 went wrong rather than folded into a generic "Error".
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Operational state for the health endpoint and metrics: workers, due work, queue depth."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,13 @@ def beat(started_at, processes: int) -> None:
     now = clock.now()
     WorkerHeartbeat.objects.update_or_create(
         name=worker_name(),
-        defaults={"host": socket.gethostname(), "pid": os.getpid(), "processes": processes, "started_at": started_at, "last_seen": now},
+        defaults={
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "processes": processes,
+            "started_at": started_at,
+            "last_seen": now,
+        },
     )
     WorkerHeartbeat.objects.filter(last_seen__lt=now - timedelta(days=1)).delete()
 
@@ -60,16 +67,31 @@ def metrics() -> str:
         "# HELP workflows_instances Instances by workflow and status.",
         "# TYPE workflows_instances gauge",
     ]
-    for row in Instance.objects.values("workflow_name", "status").annotate(n=Count("pk")).order_by("workflow_name", "status"):
-        lines.append(f'workflows_instances{{workflow="{_label(row["workflow_name"])}",status="{row["status"]}"}} {row["n"]}')
+    for row in (
+        Instance.objects.values("workflow_name", "status").annotate(n=Count("pk")).order_by("workflow_name", "status")
+    ):
+        lines.append(
+            f'workflows_instances{{workflow="{_label(row["workflow_name"])}",status="{row["status"]}"}} {row["n"]}'
+        )
     lines += [
-        "# HELP workflows_failed_attempts Failed step attempts kept in the database, by workflow (retries and final failures).",
+        "# HELP workflows_failed_attempts Failed step attempts kept in the database, by workflow"
+        " (retries and final failures).",
         "# TYPE workflows_failed_attempts gauge",
     ]
-    for row in Attempt.objects.values("step__instance__workflow_name").annotate(n=Count("pk")).order_by("step__instance__workflow_name"):
-        lines.append(f'workflows_failed_attempts{{workflow="{_label(row["step__instance__workflow_name"])}"}} {row["n"]}')
+    for row in (
+        Attempt.objects.values("step__instance__workflow_name")
+        .annotate(n=Count("pk"))
+        .order_by("step__instance__workflow_name")
+    ):
+        lines.append(
+            f'workflows_failed_attempts{{workflow="{_label(row["step__instance__workflow_name"])}"}} {row["n"]}'
+        )
     for name, help_text, value in (
-        ("workflows_due_lag_seconds", "How long the most overdue instance has been due (timer lag).", state["due_lag_seconds"]),
+        (
+            "workflows_due_lag_seconds",
+            "How long the most overdue instance has been due (timer lag).",
+            state["due_lag_seconds"],
+        ),
         ("workflows_queue_depth", "django-q2 tasks waiting in the queue.", state["queue_depth"]),
         ("workflows_workers_alive", "Worker process trees seen in the last 30 s.", state["workers_alive"]),
         ("workflows_worker_processes", "Worker processes of the live worker trees.", state["worker_processes"]),

@@ -3,6 +3,7 @@
 Every engine log call passes them in ``extra``; ``JsonFormatter`` (LOG_FORMAT=json) writes
 one JSON object a line for log collectors, the plain format keeps them in the message.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 django-q2 only carries "advance instance N" kicks; whatever it loses or duplicates, these
 rows say what has happened and what is due.
 """
+
 from __future__ import annotations
 
 from django.db import models
@@ -104,7 +105,11 @@ class Step(models.Model):
         indexes = [
             models.Index(fields=["instance", "status"], name="wf_step_pending"),
             # The approval inbox: waiting event waits by deadline.
-            models.Index(fields=["kind", "status", "wake_at"], name="wf_step_waits", condition=models.Q(status=StepStatus.WAITING)),
+            models.Index(
+                fields=["kind", "status", "wake_at"],
+                name="wf_step_waits",
+                condition=models.Q(status=StepStatus.WAITING),
+            ),
         ]
 
     def __str__(self):
@@ -145,7 +150,9 @@ class Event(models.Model):
         indexes = [models.Index(fields=["instance", "type", "consumed_at", "id"], name="wf_event_fifo")]
         constraints = [
             models.UniqueConstraint(
-                fields=["instance", "idempotency_key"], name="wf_event_once", condition=models.Q(idempotency_key__isnull=False)
+                fields=["instance", "idempotency_key"],
+                name="wf_event_once",
+                condition=models.Q(idempotency_key__isnull=False),
             )
         ]
 

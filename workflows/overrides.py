@@ -9,6 +9,7 @@ Spec keys: ``disable_sleeps``, ``disable_retry_delays`` (True or a list of selec
 index, error, times}]), ``step_timeouts`` ([{name, index, times}]), ``event_timeouts``
 ([{name, index}]).
 """
+
 from __future__ import annotations
 
 from django.db.models import Q

@@ -8,6 +8,7 @@
 
 Kicks to django-q2 are switched off for in-process tests, so nothing is left queued.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -3,6 +3,7 @@
 Used by the command line, the HTTP API and the dashboard, as by any user. Lists use keyset
 pagination on (created_at, pk), newest first, so page 1,000 costs what page 1 costs.
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,7 +36,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, pk = raw.split("|")
         return datetime.fromisoformat(created), int(pk)
-    except Exception:
+    except (ValueError, UnicodeDecodeError):
         raise WorkflowError(f"invalid cursor {cursor!r}: use the next_cursor of a previous page") from None
 
 
@@ -52,8 +53,15 @@ def summary(instance: Instance) -> dict:
 
 
 def list_instances(
-    workflow: str | None = None, *, status: str | None = None, statuses=None, created_after: datetime | None = None,
-    created_before: datetime | None = None, id_prefix: str | None = None, limit: int = 50, cursor: str | None = None,
+    workflow: str | None = None,
+    *,
+    status: str | None = None,
+    statuses=None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    id_prefix: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
 ) -> dict:
     """A page of instances, newest first: ``{"instances": [summary...], "next_cursor": str | None}``."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
@@ -85,7 +93,12 @@ def list_instances(
 
 
 def latest_instance_id(workflow: str) -> str | None:
-    return Instance.objects.filter(workflow_name=workflow).order_by("-created_at", "-pk").values_list("instance_id", flat=True).first()
+    return (
+        Instance.objects.filter(workflow_name=workflow)
+        .order_by("-created_at", "-pk")
+        .values_list("instance_id", flat=True)
+        .first()
+    )
 
 
 def list_workflows(names: list[str] | None = None) -> list[dict]:
@@ -101,7 +114,9 @@ def list_workflows(names: list[str] | None = None) -> list[dict]:
         {
             "name": name,
             "registered": name in classes,
-            "description": " ".join((classes[name].__doc__ or "").strip().split("\n\n")[0].split()) if name in classes else "",
+            "description": " ".join((classes[name].__doc__ or "").strip().split("\n\n")[0].split())
+            if name in classes
+            else "",
             "counts": {status: counts[name].get(status, 0) for status in Status.values},
             "last_activity": latest.get(name),
         }
@@ -137,13 +152,24 @@ def _step_story(step: Step) -> dict:
             for a in step.attempt_rows.all()
         ]
         recorded = {a["number"] for a in story["attempts"]}
-        if step.attempts and step.attempts not in recorded and step.status in (StepStatus.RUNNING, StepStatus.SUCCEEDED):
+        if (
+            step.attempts
+            and step.attempts not in recorded
+            and step.status in (StepStatus.RUNNING, StepStatus.SUCCEEDED)
+        ):
             # The running or successful attempt lives on the step row itself.
             done = step.status == StepStatus.SUCCEEDED
-            story["attempts"].append({
-                "number": step.attempts, "started_at": step.attempt_started_at, "ended_at": step.ended_at if done else None,
-                "success": True if done else None, "error": None, "traceback": "", "retry_delay": None,
-            })
+            story["attempts"].append(
+                {
+                    "number": step.attempts,
+                    "started_at": step.attempt_started_at,
+                    "ended_at": step.ended_at if done else None,
+                    "success": True if done else None,
+                    "error": None,
+                    "traceback": "",
+                    "retry_delay": None,
+                }
+            )
     elif step.kind == StepKind.WAIT:
         story["event_type"] = step.event_type
         story["timeout_at"] = step.wake_at
@@ -164,11 +190,14 @@ def describe_instance(workflow: str, instance_id: str) -> dict | None:
     events = Event.objects.filter(instance=instance).select_related("consumed_by").order_by("pk")
     children = list(
         Instance.objects.filter(parent_workflow=instance.workflow_name, parent_instance_id=instance.instance_id)
-        .order_by("created_at").values_list("workflow_name", "instance_id", "status")[:100]
+        .order_by("created_at")
+        .values_list("workflow_name", "instance_id", "status")[:100]
     )
     return {
         **summary(instance),
-        "parent": {"workflow": instance.parent_workflow, "id": instance.parent_instance_id} if instance.parent_workflow else None,
+        "parent": {"workflow": instance.parent_workflow, "id": instance.parent_instance_id}
+        if instance.parent_workflow
+        else None,
         "children": [{"workflow": w, "id": i, "status": st} for w, i, st in children],
         "schedule": instance.schedule,
         "params": decode(instance.params),
@@ -199,8 +228,11 @@ def list_pending_waits(*, exclude_types=(), limit: int = 50) -> list[dict]:
     waits = list(_pending_waits(exclude_types).select_related("instance").order_by("wake_at", "pk")[:limit])
     outputs: dict[int, list] = {}
     for row in (
-        Step.objects.filter(instance_id__in=[w.instance_id for w in waits], kind=StepKind.DO, status=StepStatus.SUCCEEDED)
-        .order_by("seq").values("instance_id", "name", "result")
+        Step.objects.filter(
+            instance_id__in=[w.instance_id for w in waits], kind=StepKind.DO, status=StepStatus.SUCCEEDED
+        )
+        .order_by("seq")
+        .values("instance_id", "name", "result")
     ):
         outputs.setdefault(row["instance_id"], []).append({"step": row["name"], "output": decode(row["result"])})
     return [

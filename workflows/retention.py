@@ -5,6 +5,7 @@ duration) to keep its instances longer or shorter. Deletes run in small batches,
 own transaction, so the tables are never locked for long. An instance id can be reused
 once its instance has been pruned.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,11 @@ def prune_finished(batch_size: int = 200, max_batches: int = 10) -> int:
     """Delete finished instances past their retention (with steps, attempts, events); returns how many."""
     now = clock.now()
     default_cutoff = now - timedelta(days=conf.get("RETENTION_DAYS"))
-    custom = {name: now - retention_of(cls) for name, cls in registered().items() if getattr(cls, "retention", None) is not None}
+    custom = {
+        name: now - retention_of(cls)
+        for name, cls in registered().items()
+        if getattr(cls, "retention", None) is not None
+    }
     deleted = 0
     for name, cutoff in [*custom.items(), (None, default_cutoff)]:
         finished = Instance.objects.filter(status__in=FINISHED, ended_at__lt=cutoff)

@@ -5,6 +5,7 @@ starts) keeps one django-q2 ``Schedule`` per (workflow, cron); each firing calls
 with the slot's time, which creates the instance ``<prefix>-<slot in ms>``. The id comes from
 the slot, so a slot that fires twice (two schedulers, a retry) creates one instance.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,12 @@ def sync_schedules() -> None:
             Schedule.objects.update_or_create(
                 name=key,
                 defaults={
-                    "func": "workflows.schedules.fire", "args": repr((name, cron)), "schedule_type": Schedule.CRON,
-                    "cron": cron, "repeats": -1, "intended_date_kwarg": "scheduled_time",
+                    "func": "workflows.schedules.fire",
+                    "args": repr((name, cron)),
+                    "schedule_type": Schedule.CRON,
+                    "cron": cron,
+                    "repeats": -1,
+                    "intended_date_kwarg": "scheduled_time",
                 },
             )
     Schedule.objects.filter(name__startswith=NAME_PREFIX).exclude(name__in=list(wanted)).delete()

@@ -21,6 +21,7 @@ Two ways to run, one API:
 Modifications are stored in the database, so both runners see them; a session removes its
 own on exit, together with the instances it captured.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -88,15 +89,23 @@ class InProcessRunner:
             value = done()
             if value:
                 return value
-            next_timer = Instance.objects.filter(status=Status.WAITING, wake_at__isnull=False).aggregate(m=Min("wake_at"))["m"]
+            next_timer = Instance.objects.filter(status=Status.WAITING, wake_at__isnull=False).aggregate(
+                m=Min("wake_at")
+            )["m"]
             if not self.time_skipping or next_timer is None:
-                raise IntrospectionError(f"{PREFIX} nothing left to run while waiting for {description}{_waiting_hint()}")
+                raise IntrospectionError(
+                    f"{PREFIX} nothing left to run while waiting for {description}{_waiting_hint()}"
+                )
             clock.advance(max(next_timer - clock.now(), timedelta(0)))
         raise IntrospectionError(f"{PREFIX} gave up waiting for {description} after 10000 timer jumps")
 
 
 def _waiting_hint() -> str:
-    waits = list(Step.objects.filter(kind=StepKind.WAIT, status=StepStatus.WAITING).values_list("instance__instance_id", "event_type"))
+    waits = list(
+        Step.objects.filter(kind=StepKind.WAIT, status=StepStatus.WAITING).values_list(
+            "instance__instance_id", "event_type"
+        )
+    )
     if not waits:
         return ""
     listed = ", ".join(f"{iid} waits for {etype!r}" for iid, etype in waits[:5])
@@ -110,7 +119,9 @@ class WorkerRunner:
     only see committed data. ``start()`` launches one more worker; ``stop()`` all of them.
     """
 
-    def __init__(self, log_dir: Path | str, *, lease_seconds: float = 2, processes: int = 2, settings_module: str | None = None):
+    def __init__(
+        self, log_dir: Path | str, *, lease_seconds: float = 2, processes: int = 2, settings_module: str | None = None
+    ):
         self.log_dir = Path(log_dir)
         self.lease_seconds = lease_seconds
         self.processes = processes
@@ -133,8 +144,13 @@ class WorkerRunner:
         log_path = self.log_dir / f"worker-{len(self.procs) + 1}.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "manage.py", "workflows", "worker"], cwd=settings.BASE_DIR, env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "manage.py", "workflows", "worker"],
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         proc.log_path = log_path
         self.procs.append(proc)
@@ -166,7 +182,9 @@ class WorkerRunner:
             if value:
                 return value
             time.sleep(0.05)
-        raise IntrospectionError(f"{PREFIX} timed out after {timeout or 30}s waiting for {description}{self.log_tails()}")
+        raise IntrospectionError(
+            f"{PREFIX} timed out after {timeout or 30}s waiting for {description}{self.log_tails()}"
+        )
 
     def log_tails(self) -> str:
         return "".join(f"\n--- {p.log_path}\n" + _tail(p.log_path) for p in self.procs)
@@ -291,7 +309,9 @@ def _times(times):
 def _save_override(override, workflow_name: str, instance_id: str | None, spec: dict) -> TestOverride:
     """Store a session's modifications (instance_id None: every instance of the workflow)."""
     if override is None:
-        return TestOverride.objects.create(workflow_name=workflow_name, instance_id=instance_id, spec=spec, created_at=clock.now())
+        return TestOverride.objects.create(
+            workflow_name=workflow_name, instance_id=instance_id, spec=spec, created_at=clock.now()
+        )
     override.spec = spec
     override.save(update_fields=["spec"])
     return override
@@ -348,7 +368,9 @@ class InstanceIntrospector:
         exists = Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.instance_id).exists()
         if not exists:
             if required:
-                raise IntrospectionError(f"{PREFIX} instance {self.instance_id!r} of {self.workflow_name!r} has not been created")
+                raise IntrospectionError(
+                    f"{PREFIX} instance {self.instance_id!r} of {self.workflow_name!r} has not been created"
+                )
             return None
         return InstanceHandle(self.workflow_name, self.instance_id)
 
@@ -359,13 +381,18 @@ class InstanceIntrospector:
 
     def _step(self, name, index, kind=StepKind.DO):
         return Step.objects.filter(
-            instance__workflow_name=self.workflow_name, instance__instance_id=self.instance_id,
-            kind=kind, name=name, occurrence=index,
+            instance__workflow_name=self.workflow_name,
+            instance__instance_id=self.instance_id,
+            kind=kind,
+            name=name,
+            occurrence=index,
         ).first()
 
     def wait_for_step_result(self, step, index: int | None = None, timeout: float | None = None):
         """The step's stored result once it succeeds; raises its error if it fails for good."""
-        sel = _selector(step if index is None else {"name": step if isinstance(step, str) else step["name"], "index": index})
+        sel = _selector(
+            step if index is None else {"name": step if isinstance(step, str) else step["name"], "index": index}
+        )
 
         def done():
             self._deliver_pending_events()
@@ -396,7 +423,8 @@ class InstanceIntrospector:
                 return current
             if current in FINISHED:
                 raise IntrospectionError(
-                    f"{PREFIX} The Workflow instance {self.instance_id} has reached status '{current}'. This is a finite "
+                    f"{PREFIX} The Workflow instance {self.instance_id} has reached status '{current}'. "
+                    "This is a finite "
                     f"status that prevents it from ever reaching the expected status of '{status}'."
                 )
             return None
@@ -440,7 +468,7 @@ class WorkflowIntrospector:
         self.workflow_name = workflow_name
         self.runner = runner or _default_runner
         self.started = clock.now()
-        self._first_pk = (Instance.objects.order_by("-pk").values_list("pk", flat=True).first() or 0)
+        self._first_pk = Instance.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         self._override = None
         self._spec: dict = {}
         self._introspectors: dict[str, InstanceIntrospector] = {}
@@ -463,7 +491,11 @@ class WorkflowIntrospector:
 
     def get(self) -> list[InstanceIntrospector]:
         """Introspectors of the instances created since the session started, oldest first."""
-        ids = Instance.objects.filter(workflow_name=self.workflow_name, pk__gt=self._first_pk).order_by("pk").values_list("instance_id", flat=True)
+        ids = (
+            Instance.objects.filter(workflow_name=self.workflow_name, pk__gt=self._first_pk)
+            .order_by("pk")
+            .values_list("instance_id", flat=True)
+        )
         for instance_id in ids:
             if instance_id not in self._introspectors:
                 self._introspectors[instance_id] = InstanceIntrospector(self.workflow_name, instance_id, self.runner)
@@ -510,6 +542,10 @@ def _deactivate():
 
 
 __all__ = [
-    "InProcessRunner", "WorkerRunner", "IntrospectionError", "introspect_workflow", "introspect_workflow_instance",
+    "InProcessRunner",
+    "WorkerRunner",
+    "IntrospectionError",
+    "introspect_workflow",
+    "introspect_workflow_instance",
     "run_until_idle",
 ]

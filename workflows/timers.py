@@ -63,7 +63,9 @@ def kick_step(step_id: int) -> None:
 
 def next_wake(instance_pk: int, now: datetime) -> Expression:
     """SQL for the instance's earliest pending timer, or ``now`` when it has none."""
-    earliest = Step.objects.filter(instance_id=instance_pk, status__in=PENDING_STEP).order_by("wake_at").values("wake_at")[:1]
+    earliest = (
+        Step.objects.filter(instance_id=instance_pk, status__in=PENDING_STEP).order_by("wake_at").values("wake_at")[:1]
+    )
     return Coalesce(Subquery(earliest), Value(now))
 
 

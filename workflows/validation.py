@@ -1,4 +1,5 @@
 """Checks of names, ids, event types and step configs, with messages that name the limit."""
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ to, and of the same type as, the first one. A user dict that happens to contain 
 is wrapped as ``{"$wf": "dict", "v": {...}}`` so it can never be mistaken for a tagged value.
 Decoding walks top-down for the same reason.
 """
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """Baseline: a bare django-q2 task that records when it ran (one commit, like a step)."""
+
 import time
 
 

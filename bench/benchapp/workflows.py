@@ -1,4 +1,5 @@
 """Workflows the benchmarks run."""
+
 import asyncio
 import time
 

@@ -1,4 +1,5 @@
 """Filters for the dashboard's templates: relative times, durations, JSON, status colours."""
+
 import json
 from datetime import datetime
 

@@ -3,6 +3,7 @@
 Opt-in (marker ``chaos``; CI runs it): ``scripts/test -m chaos``. CHAOS_INSTANCES sets the
 size (default 500).
 """
+
 import os
 import random
 import subprocess
@@ -64,7 +65,9 @@ def wait_all_complete(runner, ids, timeout):
         assert not bad, f"instances failed: {bad}{runner.log_tails()}"
         time.sleep(0.5)
     stuck = {i: s for i, s in statuses().items() if s != "complete"}
-    raise AssertionError(f"{len(stuck)} instances not complete after {timeout}s: {dict(list(stuck.items())[:10])}{runner.log_tails()}")
+    raise AssertionError(
+        f"{len(stuck)} instances not complete after {timeout}s: {dict(list(stuck.items())[:10])}{runner.log_tails()}"
+    )
 
 
 def test_random_sigkills_of_workers_lose_nothing_and_record_every_result_once(settings, tmp_path):
@@ -76,7 +79,9 @@ def test_random_sigkills_of_workers_lose_nothing_and_record_every_result_once(se
     ids = [f"chaos-{i}" for i in range(N)]
     handle = get_workflow("t-chaos")
     for offset in range(0, N, 100):
-        handle.create_batch([{"id": iid, "params": {"nap": 1 + (n % 3)}} for n, iid in enumerate(ids[offset : offset + 100])])
+        handle.create_batch(
+            [{"id": iid, "params": {"nap": 1 + (n % 3)}} for n, iid in enumerate(ids[offset : offset + 100])]
+        )
     send_events(ids[: N // 2])  # buffered before the wait; the rest arrive while workers die
 
     stop = threading.Event()
@@ -105,7 +110,9 @@ def test_random_sigkills_of_workers_lose_nothing_and_record_every_result_once(se
     check_every_effect_and_result(ids)
 
 
-@pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="restarts the PostgreSQL server")
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="restarts the PostgreSQL server"
+)
 def test_workers_reconnect_after_postgresql_restarts_mid_run(settings, tmp_path):
     from workflows.testing import WorkerRunner
 
@@ -118,7 +125,9 @@ def test_workers_reconnect_after_postgresql_restarts_mid_run(settings, tmp_path)
     try:
         time.sleep(2)
         version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True).stdout.split()[0]
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True, timeout=120)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True, timeout=120
+        )
         connection.close()
         wait_all_complete(runner, ids, timeout=300)
     finally:

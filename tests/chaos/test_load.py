@@ -1,5 +1,6 @@
 """Load and faults at the edge: 1,000 concurrent approvals over HTTP while the web server
 is killed and restarted; each instance resumes exactly once (opt-in marker ``chaos``)."""
+
 import json
 import os
 import signal
@@ -37,10 +38,30 @@ class WebServer:
         self.proc = None
 
     def start(self):
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "DATABASE_URL": database_url(), "WORKFLOWS_ENQUEUE": "1"}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "DATABASE_URL": database_url(),
+            "WORKFLOWS_ENQUEUE": "1",
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", "3", "--threads", "4"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                "3",
+                "--threads",
+                "4",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -81,8 +102,13 @@ def test_a_thousand_concurrent_approvals_survive_a_killed_web_server_and_resume_
         def approve(iid):
             request = urllib.request.Request(
                 f"http://127.0.0.1:{web.port}/api/workflows/t-waiter/instances/{iid}/events/go",
-                data=json.dumps({"approved": True}).encode(), method="POST",
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Idempotency-Key": f"approve-{iid}"},
+                data=json.dumps({"approved": True}).encode(),
+                method="POST",
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": f"approve-{iid}",
+                },
             )
             for _ in range(200):  # a client that retries until it gets an answer
                 try:
@@ -93,6 +119,7 @@ def test_a_thousand_concurrent_approvals_survive_a_killed_web_server_and_resume_
             raise AssertionError(f"{iid}: no answer")
 
         done = []
+
         def killer():
             while len(done) < N // 3:
                 time.sleep(0.05)
@@ -115,6 +142,8 @@ def test_a_thousand_concurrent_approvals_survive_a_killed_web_server_and_resume_
     finally:
         web.stop()
         workers.stop()
-    assert Event.objects.filter(instance__workflow_name="t-waiter").count() == N, "an approval was delivered twice or lost"
+    assert Event.objects.filter(instance__workflow_name="t-waiter").count() == N, (
+        "an approval was delivered twice or lost"
+    )
     assert not Event.objects.filter(instance__workflow_name="t-waiter", consumed_at__isnull=True).exists()
     assert all(handle.get(iid).status()["output"] == [{"approved": True}] for iid in ids[:: max(1, N // 50)])

@@ -3,6 +3,7 @@
 Step callbacks call ``record``; tests count entries. Appends are single O_APPEND writes, so
 concurrent processes never interleave lines.
 """
+
 import json
 import os
 import tempfile

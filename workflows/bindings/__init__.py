@@ -13,6 +13,7 @@ a backend can be swapped without touching workflow code::
 
 Each process builds a binding once, on first use.
 """
+
 from __future__ import annotations
 
 import threading

@@ -10,6 +10,7 @@ Inputs follow the seed: ``{"image": bytes or a list of byte values, "prompt": st
 "max_tokens": int}``. Both return ``{"description": str, "model": str, "backend": str}``
 for images and ``{"response": str, ...}`` for text.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,14 +32,25 @@ def _image_bytes(inputs: dict) -> bytes | None:
 
 
 _NAMED_COLOURS = {
-    "black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "red": (220, 40, 40),
-    "orange": (240, 140, 30), "yellow": (240, 220, 40), "green": (50, 170, 60), "teal": (30, 150, 150),
-    "blue": (40, 90, 220), "purple": (130, 60, 180), "pink": (240, 130, 180), "brown": (130, 80, 40),
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "grey": (128, 128, 128),
+    "red": (220, 40, 40),
+    "orange": (240, 140, 30),
+    "yellow": (240, 220, 40),
+    "green": (50, 170, 60),
+    "teal": (30, 150, 150),
+    "blue": (40, 90, 220),
+    "purple": (130, 60, 180),
+    "pink": (240, 130, 180),
+    "brown": (130, 80, 40),
 }
 
 
 def _colour_name(rgb) -> str:
-    return min(_NAMED_COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(rgb, _NAMED_COLOURS[name], strict=True)))
+    return min(
+        _NAMED_COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(rgb, _NAMED_COLOURS[name], strict=True))
+    )
 
 
 class OfflineAI:
@@ -49,10 +61,15 @@ class OfflineAI:
             raise ValueError("AI.run(model, inputs) takes a dict of inputs")
         image = _image_bytes(inputs)
         if image is not None:
-            return {"description": self.describe_image(image, inputs.get("max_tokens")), "model": model, "backend": self.backend}
+            return {
+                "description": self.describe_image(image, inputs.get("max_tokens")),
+                "model": model,
+                "backend": self.backend,
+            }
         prompt = inputs.get("prompt") or ""
         return {
-            "response": f"[offline AI backend: no language model is configured; prompt of {len(prompt)} characters not answered]",
+            "response": f"[offline AI backend: no language model is configured; prompt of {len(prompt)} characters"
+            " not answered]",
             "model": model,
             "backend": self.backend,
         }
@@ -110,8 +127,13 @@ class OpenAICompatibleAI:
     def run(self, model: str, inputs: dict) -> dict:
         body = self.request_body(model, inputs)
         request = urllib.request.Request(
-            f"{self.base_url}/chat/completions", data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})},
+            f"{self.base_url}/chat/completions",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
+            },
         )
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             answer = json.loads(response.read())

@@ -4,6 +4,7 @@ Any Django storage backend works (filesystem by default; S3 through django-stora
 configuration), because only the storage API is used: open, save, delete, exists, size,
 listdir, get_modified_time.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,14 @@ class BucketObject:
 
 
 def check_key(key) -> str:
-    if not isinstance(key, str) or not key or key.startswith("/") or "\\" in key or ".." in key.split("/") or len(key) > 1024:
+    if (
+        not isinstance(key, str)
+        or not key
+        or key.startswith("/")
+        or "\\" in key
+        or ".." in key.split("/")
+        or len(key) > 1024
+    ):
         raise ValueError(f"invalid bucket key {key!r}: use 1 to 1024 characters, no leading '/', no '..' parts")
     return key
 
@@ -49,7 +57,13 @@ class StorageBucket:
     """Options: ``location`` (a directory, for the default filesystem storage), or ``storage``
     (the alias of one of settings.STORAGES) or ``backend`` + ``backend_options``."""
 
-    def __init__(self, location: str | None = None, storage: str | None = None, backend: str | None = None, backend_options: dict | None = None):
+    def __init__(
+        self,
+        location: str | None = None,
+        storage: str | None = None,
+        backend: str | None = None,
+        backend_options: dict | None = None,
+    ):
         if storage:
             self.storage = storages[storage]
         elif backend:

@@ -1,4 +1,5 @@
 """``EMAIL``: send mail through Django's email framework (console backend in the demo, SMTP by settings)."""
+
 from __future__ import annotations
 
 from django.conf import settings

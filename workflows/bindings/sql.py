@@ -7,6 +7,7 @@ Parameters are always bound by the database driver, never put into the SQL text:
 placeholders are translated to the driver's style outside string literals, on SQLite and
 PostgreSQL alike. ``batch`` runs its statements in one transaction.
 """
+
 from __future__ import annotations
 
 from django.db import connections, transaction
@@ -42,12 +43,17 @@ class Statement:
 
     def bind(self, *params) -> Statement:
         if len(params) != self._expected:
-            raise ValueError(f"the statement has {self._expected} '?' placeholder(s) but bind() got {len(params)} value(s): {self.sql}")
+            raise ValueError(
+                f"the statement has {self._expected} '?' placeholder(s) but bind() got {len(params)} value(s): "
+                f"{self.sql}"
+            )
         return Statement(self.db, self.sql, params)
 
     def _execute(self):
         if len(self.params) != self._expected:
-            raise ValueError(f"the statement has {self._expected} '?' placeholder(s); call bind() with that many values: {self.sql}")
+            raise ValueError(
+                f"the statement has {self._expected} '?' placeholder(s); call bind() with that many values: {self.sql}"
+            )
         cursor = connections[self.db.alias].cursor()
         cursor.execute(self._translated, list(self.params))
         return cursor
@@ -55,7 +61,11 @@ class Statement:
     def all(self) -> dict:
         with self._execute() as cursor:
             rows = _rows(cursor)
-            return {"results": rows, "success": True, "meta": {"rows_read": len(rows), "changes": max(cursor.rowcount, 0) if not rows else 0}}
+            return {
+                "results": rows,
+                "success": True,
+                "meta": {"rows_read": len(rows), "changes": max(cursor.rowcount, 0) if not rows else 0},
+            }
 
     def first(self, column: str | None = None):
         with self._execute() as cursor:
@@ -67,7 +77,10 @@ class Statement:
     def run(self) -> dict:
         with self._execute() as cursor:
             # SQLite reports the last row id; psycopg has no such attribute (use RETURNING there).
-            return {"success": True, "meta": {"changes": max(cursor.rowcount, 0), "last_row_id": getattr(cursor, "lastrowid", None)}}
+            return {
+                "success": True,
+                "meta": {"changes": max(cursor.rowcount, 0), "last_row_id": getattr(cursor, "lastrowid", None)},
+            }
 
     def raw(self) -> list[list]:
         with self._execute() as cursor:

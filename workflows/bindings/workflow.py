@@ -1,4 +1,5 @@
 """Another workflow as a binding, as in the parent-child pattern: ``self.env.CHILD_WORKFLOW.create(...)``."""
+
 from __future__ import annotations
 
 

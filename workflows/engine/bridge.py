@@ -5,6 +5,7 @@ keeps its data in the test thread's open transaction. So the replay runs its eve
 a helper thread while the calling thread serves the loop's database jobs, in order, on its
 own connection: the worker's connection in a worker, the test's transaction in a test.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -43,7 +44,7 @@ class DatabaseBridge:
         def loop_thread():
             try:
                 outcome["result"] = asyncio.run(coroutine_factory())
-            except BaseException as exc:  # handed to the caller below
+            except BaseException as exc:  # noqa: BLE001 (handed to the caller below)
                 outcome["error"] = exc
             finally:
                 self._jobs.put(_STOP)
@@ -57,7 +58,7 @@ class DatabaseBridge:
             fn, args, kwargs, future, loop = job
             try:
                 result = fn(*args, **kwargs)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 (raised again on the loop, in the caller)
                 loop.call_soon_threadsafe(_settle, future, None, exc)
             else:
                 loop.call_soon_threadsafe(_settle, future, result, None)

@@ -7,6 +7,7 @@ waits on ``LISTEN workflows_kick`` (a dedicated autocommit connection, opened la
 the pusher process after the fork) rather than sleeping, with a timeout as a safety net
 for a missed notification. On SQLite it falls back to the ORM broker's short poll.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -56,7 +56,9 @@ def receive_event(
     return row
 
 
-def _insert_wait_fenced(lease: Lease, key: StepKey, seq: int, event_type: str, deadline: datetime, now: datetime) -> StepRow:
+def _insert_wait_fenced(
+    lease: Lease, key: StepKey, seq: int, event_type: str, deadline: datetime, now: datetime
+) -> StepRow:
     kind, name, occurrence = key
     sql = (
         "INSERT INTO wf_step (instance_id, kind, name, occurrence, seq, status, attempts, started_at, wake_at, "

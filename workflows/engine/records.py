@@ -40,7 +40,14 @@ def update_step(lease: Lease | StepLease, row_id: int, **changes: Any) -> None:
 
 
 def begin_attempt(
-    lease: Lease | StepLease, key: StepKey, row: StepRow | None, seq: int, config: dict, now: datetime, *, steal: bool = False
+    lease: Lease | StepLease,
+    key: StepKey,
+    row: StepRow | None,
+    seq: int,
+    config: dict,
+    now: datetime,
+    *,
+    steal: bool = False,
 ) -> StepRow:
     """Record that an attempt of a step.do starts, before user code runs.
 
@@ -76,7 +83,9 @@ def begin_attempt(
             row.attempts += 1
             row.status = StepStatus.RUNNING
             row.wake_at = None
-            update_step(lease, row.id, status=StepStatus.RUNNING, attempts=row.attempts, wake_at=None, attempt_started_at=now)
+            update_step(
+                lease, row.id, status=StepStatus.RUNNING, attempts=row.attempts, wake_at=None, attempt_started_at=now
+            )
     row.attempt_started_at = now
     return row
 
@@ -145,7 +154,9 @@ def attempt_failed(
         elif retry_delay is not None:
             Attempt.objects.filter(step_id=row.id, number=row.attempts).update(retry_delay=retry_delay)
         if retry_at is None:
-            update_step(lease, row.id, status=StepStatus.FAILED, error=error, ended_at=now, wake_at=None, lease_token=None)
+            update_step(
+                lease, row.id, status=StepStatus.FAILED, error=error, ended_at=now, wake_at=None, lease_token=None
+            )
             row.status, row.error, row.wake_at = StepStatus.FAILED, error, None
         elif retry_at > now:
             # Waiting out a delay: a remote worker (fan-out) lets go of the step.

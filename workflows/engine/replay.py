@@ -53,6 +53,7 @@ log = logging.getLogger("workflows.engine")
 
 MAX_REPLAYS_PER_TASK = 200
 
+
 class InstanceRun:
     """One claim of one instance: replays ``run()`` until there is nothing left to do now."""
 
@@ -213,7 +214,11 @@ class ReplayPass:
     def _start_user_run(self) -> asyncio.Future:
         instance = self.run.instance
         event = WorkflowEvent(
-            decode(instance.params), instance.instance_id, instance.workflow_name, instance.created_at, instance.schedule
+            decode(instance.params),
+            instance.instance_id,
+            instance.workflow_name,
+            instance.created_at,
+            instance.schedule,
         )
         CURRENT_INSTANCE.set((instance.workflow_name, instance.instance_id))
         workflow = self.run.workflow_cls()
@@ -306,5 +311,5 @@ def _result_of(run_task: asyncio.Future) -> tuple[str, Any]:
         return "abandon", None
     except asyncio.CancelledError:
         return "suspend", "park"
-    except Exception as exc:  # run() raised: the instance errors with it
+    except Exception as exc:  # noqa: BLE001 (run() raised: the instance errors with it)
         return "error", exc

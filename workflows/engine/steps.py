@@ -146,7 +146,7 @@ class StepCall:
                 ms = int(self.config["timeout"] * 1000)
                 error = WorkflowTimeoutError(f'Execution timed out after {ms}ms (step "{self.name}" attempt {attempt})')
                 delay = await self._after_failure(error, "")
-            except Exception as exc:  # the step's own failure: its retry rules decide
+            except Exception as exc:  # noqa: BLE001 (the step's own failure: its retry rules decide)
                 delay = await self._after_failure(exc, traceback.format_exc())
             else:
                 await self.replay.store(records.attempt_succeeded, self.run.lease, self.row, text, clock.now())
@@ -278,13 +278,15 @@ class StepCall:
         return retry_wait(retries["backoff"], base, self.row.attempts)
 
     async def _dynamic_delay(self, delay_fn: Callable, exc: BaseException) -> float:
-        ctx = StepContext(self.name, self.occurrence, self.row.attempts if self.row else 0, storable_config(self.config))
+        ctx = StepContext(
+            self.name, self.occurrence, self.row.attempts if self.row else 0, storable_config(self.config)
+        )
         try:
             value = delay_fn(ctx, exc)
             if inspect.isawaitable(value):
                 value = await asyncio.wait_for(value, 5)
             return parse_duration(value)
-        except Exception as delay_exc:  # the user's function: any failure ends the retries, named
+        except Exception as delay_exc:  # noqa: BLE001 (the user's function: any failure ends the retries)
             raise NonRetryableDelayError(
                 f'The delay function for step "{self.name}-{self.occurrence}" failed: '
                 f"{type(delay_exc).__name__}: {delay_exc}"

@@ -11,6 +11,7 @@ stops. Stopping is bounded by WORKFLOWS["SHUTDOWN_GRACE_SECONDS"]; what is still
 then is killed, and its instances are recovered by other workers once their leases expire.
 Run as many of these as you like, on as many machines, against one database.
 """
+
 from __future__ import annotations
 
 import contextlib

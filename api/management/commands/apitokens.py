@@ -1,4 +1,5 @@
 """``python manage.py apitokens create|list|revoke``: API tokens for scripts and other services."""
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 

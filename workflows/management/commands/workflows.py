@@ -1,4 +1,5 @@
 """``python manage.py workflows <command>``: run, trigger, inspect and control durable workflows."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
@@ -12,7 +13,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="command", required=True, metavar="command")
         worker = sub.add_parser("worker", help="run django-q2 workers plus the dispatcher (timers, recovery)")
-        worker.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKFLOWS['WORKERS'])")
+        worker.add_argument(
+            "--workers", type=int, default=None, help="worker processes (default: WORKFLOWS['WORKERS'])"
+        )
         demo = sub.add_parser("demo", help="the demo: a worker plus the web server, with a printed login")
         demo.add_argument("--port", type=int, default=8000)
         cli.add_arguments(sub)
