@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -11,6 +13,26 @@ from workflows import FINISHED, StepStatus, WorkflowError, get_workflow, now
 
 class DecisionRefused(Exception):
     """The decision was not recorded and nothing was sent; the message says why."""
+
+
+def _waiting_step(handle: Any, step: str, count: int) -> dict:
+    """The wait a decision answers, or DecisionRefused saying why it no longer waits."""
+    story = handle.describe()
+    if story["status"] in FINISHED:
+        raise DecisionRefused(
+            f"This instance is {story['status']}: it is no longer waiting for a decision; nothing was sent."
+        )
+    wait = next(
+        (s for s in story["steps"] if s["kind"] == "wait_for_event" and s["name"] == step and s["count"] == count),
+        None,
+    )
+    if wait is None or wait["status"] != StepStatus.WAITING:
+        raise DecisionRefused("This instance is no longer waiting for that decision; nothing was sent.")
+    if wait["timeout_at"] and wait["timeout_at"] <= now():
+        raise DecisionRefused(
+            f"The wait timed out at {timezone.localtime(wait['timeout_at']):%Y-%m-%d %H:%M:%S}; nothing was sent."
+        )
+    return wait
 
 
 def decide(user, workflow: str, instance_id: str, step: str, count: int, approved: bool, comment: str = "") -> Decision:
@@ -42,26 +64,7 @@ def decide(user, workflow: str, instance_id: str, step: str, count: int, approve
                     f"Already {earlier.verdict} by {earlier.user or 'someone'} at {when}; nothing was sent again."
                 ) from None
             handle = get_workflow(workflow).get(instance_id)
-            story = handle.describe()
-            if story["status"] in FINISHED:
-                raise DecisionRefused(
-                    f"This instance is {story['status']}: it is no longer waiting for a decision; nothing was sent."
-                )
-            wait = next(
-                (
-                    s
-                    for s in story["steps"]
-                    if s["kind"] == "wait_for_event" and s["name"] == step and s["count"] == count
-                ),
-                None,
-            )
-            if wait is None or wait["status"] != StepStatus.WAITING:
-                raise DecisionRefused("This instance is no longer waiting for that decision; nothing was sent.")
-            if wait["timeout_at"] and wait["timeout_at"] <= now():
-                raise DecisionRefused(
-                    f"The wait timed out at {timezone.localtime(wait['timeout_at']):%Y-%m-%d %H:%M:%S};"
-                    " nothing was sent."
-                )
+            wait = _waiting_step(handle, step, count)
             handle.send_event(
                 wait["event_type"],
                 {

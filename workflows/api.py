@@ -8,6 +8,7 @@ State changes are single transactions that also kick a worker when there is work
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -47,6 +48,28 @@ def _encode_params(params, what="params"):
 def _encode_create_params(params, what="params"):
     # Like Cloudflare, an instance created without params gets an empty dict as its payload.
     return _encode_params({} if params is None else params, what=what)
+
+
+def _prepare_batch(items: Any) -> list[tuple[str, str]]:
+    """(instance id, stored params) of each item of a create_batch call, all validated first."""
+    if not isinstance(items, (list, tuple)):
+        raise WorkflowError(f"create_batch takes a list of {{'id', 'params'}} dicts, not {type(items).__name__}")
+    if not items:
+        raise WorkflowError("create_batch should have at least 1 instance")
+    if len(items) > MAX_BATCH:
+        raise WorkflowError(f"create_batch got {len(items)} instances; the limit is {MAX_BATCH} per call")
+    prepared = []
+    for position, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) - {"id", "params"}:
+            raise WorkflowError(
+                f"create_batch item {position} must be a dict with only 'id' and 'params' keys, got {item!r:.200}"
+            )
+        instance_id = item.get("id")
+        instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
+        prepared.append(
+            (instance_id, _encode_create_params(item.get("params"), what=f"params of batch item {position}"))
+        )
+    return prepared
 
 
 class WorkflowHandle:
@@ -90,23 +113,7 @@ class WorkflowHandle:
         Returns the handles of the instances created, in the order given. ``schedule`` is set
         by the cron scheduler (``event.schedule``).
         """
-        if not isinstance(items, (list, tuple)):
-            raise WorkflowError(f"create_batch takes a list of {{'id', 'params'}} dicts, not {type(items).__name__}")
-        if not items:
-            raise WorkflowError("create_batch should have at least 1 instance")
-        if len(items) > MAX_BATCH:
-            raise WorkflowError(f"create_batch got {len(items)} instances; the limit is {MAX_BATCH} per call")
-        prepared = []
-        for position, item in enumerate(items):
-            if not isinstance(item, dict) or set(item) - {"id", "params"}:
-                raise WorkflowError(
-                    f"create_batch item {position} must be a dict with only 'id' and 'params' keys, got {item!r:.200}"
-                )
-            instance_id = item.get("id")
-            instance_id = str(uuid.uuid4()) if instance_id is None else check_instance_id(instance_id)
-            prepared.append(
-                (instance_id, _encode_create_params(item.get("params"), what=f"params of batch item {position}"))
-            )
+        prepared = _prepare_batch(items)
         now = clock.now()
         with transaction.atomic():
             wanted = [iid for iid, _ in prepared]

@@ -14,7 +14,7 @@ from django.db.models import Count, Max, Prefetch, Q
 from workflows.definition import registered
 from workflows.errors import WorkflowError
 from workflows.models import Attempt, Event, Instance, Step
-from workflows.states import Status, StepKind, StepStatus
+from workflows.states import PUBLIC_KIND, Status, StepKind, StepStatus
 from workflows.values import decode
 
 MAX_PAGE = 500
@@ -126,7 +126,7 @@ def list_workflows(names: list[str] | None = None) -> list[dict]:
 
 def _step_story(step: Step) -> dict:
     story = {
-        "kind": {StepKind.DO: "do", StepKind.SLEEP: "sleep", StepKind.WAIT: "wait_for_event"}[step.kind],
+        "kind": PUBLIC_KIND[step.kind],
         "name": step.name,
         "count": step.occurrence,
         "seq": step.seq,
@@ -139,42 +139,44 @@ def _step_story(step: Step) -> dict:
     if step.kind == StepKind.DO:
         story["config"] = step.config
         story["output"] = decode(step.result) if step.status == StepStatus.SUCCEEDED else None
-        story["attempts"] = [
-            {
-                "number": a.number,
-                "started_at": a.started_at,
-                "ended_at": a.ended_at,
-                "success": a.success,
-                "error": {"name": a.error["name"], "message": a.error["message"]} if a.error else None,
-                "traceback": a.traceback,
-                "retry_delay": a.retry_delay,
-            }
-            for a in step.attempt_rows.all()
-        ]
-        recorded = {a["number"] for a in story["attempts"]}
-        if (
-            step.attempts
-            and step.attempts not in recorded
-            and step.status in (StepStatus.RUNNING, StepStatus.SUCCEEDED)
-        ):
-            # The running or successful attempt lives on the step row itself.
-            done = step.status == StepStatus.SUCCEEDED
-            story["attempts"].append(
-                {
-                    "number": step.attempts,
-                    "started_at": step.attempt_started_at,
-                    "ended_at": step.ended_at if done else None,
-                    "success": True if done else None,
-                    "error": None,
-                    "traceback": "",
-                    "retry_delay": None,
-                }
-            )
+        story["attempts"] = _attempt_stories(step)
     elif step.kind == StepKind.WAIT:
         story["event_type"] = step.event_type
         story["timeout_at"] = step.wake_at
         story["event"] = decode(step.result) if step.status == StepStatus.SUCCEEDED else None
     return story
+
+
+def _attempt_stories(step: Step) -> list[dict]:
+    """Every attempt of a step.do: the failed ones have rows; the running or successful one
+    lives on the step row itself."""
+    attempts = [
+        {
+            "number": a.number,
+            "started_at": a.started_at,
+            "ended_at": a.ended_at,
+            "success": a.success,
+            "error": {"name": a.error["name"], "message": a.error["message"]} if a.error else None,
+            "traceback": a.traceback,
+            "retry_delay": a.retry_delay,
+        }
+        for a in step.attempt_rows.all()
+    ]
+    recorded = {a["number"] for a in attempts}
+    if step.attempts and step.attempts not in recorded and step.status in (StepStatus.RUNNING, StepStatus.SUCCEEDED):
+        done = step.status == StepStatus.SUCCEEDED
+        attempts.append(
+            {
+                "number": step.attempts,
+                "started_at": step.attempt_started_at,
+                "ended_at": step.ended_at if done else None,
+                "success": True if done else None,
+                "error": None,
+                "traceback": "",
+                "retry_delay": None,
+            }
+        )
+    return attempts
 
 
 def describe_instance(workflow: str, instance_id: str) -> dict | None:
