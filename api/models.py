@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 PREFIX = "wf_"
 
@@ -29,7 +33,7 @@ class ApiToken(models.Model):
     class Meta:
         db_table = "api_token"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.prefix}… ({self.user}, {self.name or 'unnamed'})"
 
     @property
@@ -37,7 +41,7 @@ class ApiToken(models.Model):
         return self.revoked_at is None
 
     @classmethod
-    def issue(cls, user, name: str = "") -> tuple[ApiToken, str]:
+    def issue(cls, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
         """A new token for ``user``; returns the row and the secret (never stored, shown once)."""
         secret = PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, name=name, prefix=secret[:12], token_hash=hash_token(secret))

@@ -6,8 +6,12 @@ Tests check every endpoint's responses against it (schemathesis) as well as by h
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING, Any
 
 from workflows import PUBLIC_KIND, Status, StepStatus, workflow_names
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 STATUSES = list(Status.values)
 NAME = {"type": "string", "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9-_]*$", "maxLength": 100}
@@ -161,7 +165,7 @@ def _errors(*codes: int) -> dict:
     return {str(code): {"description": texts[code], **_json("Error")} for code in codes}
 
 
-def _param(name, where="path", schema=None, description=""):
+def _param(name: str, where: str = "path", schema: dict | None = None, description: str = "") -> dict[str, Any]:
     return {
         "name": name,
         "in": where,
@@ -174,7 +178,7 @@ def _param(name, where="path", schema=None, description=""):
 WORKFLOW = _param("name", schema={"type": "string"}, description="workflow name")
 INSTANCE = _param("instance_id", schema=NAME, description="instance id")
 
-PATHS = {
+PATHS: dict[str, dict[str, Any]] = {
     "/api/workflows": {
         "get": {
             "summary": "Registered workflows with instance counts",
@@ -313,7 +317,7 @@ PATHS = {
 }
 
 
-def document(request=None) -> dict:
+def document(request: HttpRequest | None = None) -> dict:
     """The document, with the registered workflow names as the allowed values of ``{name}``."""
     paths = copy.deepcopy(PATHS)
     names = workflow_names()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import Error as DatabaseError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from api.auth import authenticate
@@ -29,17 +31,29 @@ from workflows import (
     to_plain_json,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    class ApiRequest(HttpRequest):
+        api_user: User  # set by ``endpoint`` once the caller is authenticated
+
+
+# What an endpoint's view returns: the HTTP status and the body (made JSON-ready by ``to_plain_json``).
+ApiResult = tuple[int, Any]
+
 OPERATE = Permission.OPERATE
 APPROVE = Permission.APPROVE
 
 
-def endpoint(**methods):
+def endpoint(
+    **methods: tuple[Permission, ...] | None,
+) -> Callable[[Callable[..., ApiResult]], Callable[..., HttpResponse]]:
     """Map HTTP methods to (permission or None); handles auth, CSRF, errors and JSON."""
 
-    def wrap(view):
+    def wrap(view: Callable[..., ApiResult]) -> Callable[..., HttpResponse]:
         @csrf_exempt
         @functools.wraps(view)
-        def handler(request, *args, **kwargs):
+        def handler(request: ApiRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 if request.method not in methods:
                     response = ApiError(
@@ -77,7 +91,7 @@ def endpoint(**methods):
     return wrap
 
 
-def _body(request, *, default=None):
+def _body(request: HttpRequest, *, default: Any = None) -> Any:
     if not request.body:
         if default is not None:
             return default
@@ -88,7 +102,7 @@ def _body(request, *, default=None):
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
 
 
-def _object(data, allowed: set[str], what: str) -> dict:
+def _object(data: Any, allowed: set[str], what: str) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_request", f"{what} must be a JSON object")
     unknown = set(data) - allowed
@@ -99,7 +113,7 @@ def _object(data, allowed: set[str], what: str) -> dict:
     return data
 
 
-def _datetime_param(request, name):
+def _datetime_param(request: HttpRequest, name: str) -> datetime | None:
     text = request.GET.get(name)
     if text is None:
         return None
@@ -116,7 +130,7 @@ def _datetime_param(request, name):
         raise ApiError(400, "invalid_request", f"{name} {text!r} is out of range") from None
 
 
-def _int_param(request, name, default):
+def _int_param(request: HttpRequest, name: str, default: int) -> int:
     text = request.GET.get(name)
     if text is None:
         return default
@@ -127,23 +141,23 @@ def _int_param(request, name, default):
 
 
 @endpoint(GET=None)
-def openapi(request):
+def openapi(request: HttpRequest) -> ApiResult:
     return 200, document(request)
 
 
 @endpoint(GET=None)
-def workflows(request):
+def workflows(request: HttpRequest) -> ApiResult:
     return 200, {"workflows": list_workflows()}
 
 
 @endpoint(GET=None)
-def workflow_detail(request, name):
+def workflow_detail(request: HttpRequest, name: str) -> ApiResult:
     handle = get_workflow(name)
     return 200, list_workflows([handle.name])[0]
 
 
 @endpoint(GET=None, POST=(OPERATE,))
-def instances(request, name):
+def instances(request: HttpRequest, name: str) -> ApiResult:
     handle = get_workflow(name)
     if request.method == "POST":
         data = _object(_body(request, default={}), {"id", "params"}, "the body")
@@ -163,7 +177,7 @@ def instances(request, name):
 
 
 @endpoint(POST=(OPERATE,))
-def instances_batch(request, name):
+def instances_batch(request: HttpRequest, name: str) -> ApiResult:
     handle = get_workflow(name)
     items = _body(request)
     if not isinstance(items, list):
@@ -176,7 +190,7 @@ def instances_batch(request, name):
 
 
 @endpoint(GET=None)
-def instance_detail(request, name, instance_id):
+def instance_detail(request: HttpRequest, name: str, instance_id: str) -> ApiResult:
     instance = get_workflow(name).get(instance_id)
     simple = request.GET.get("simple", "false")
     if simple not in ("true", "false"):
@@ -192,7 +206,7 @@ STATUS_ACTIONS = ("pause", "resume", "terminate", "restart")
 
 
 @endpoint(PATCH=(OPERATE,))
-def instance_status(request, name, instance_id):
+def instance_status(request: HttpRequest, name: str, instance_id: str) -> ApiResult:
     instance = get_workflow(name).get(instance_id)
     data = _object(_body(request), {"status", "from_step", "count"}, "the body")
     action = data.get("status")
@@ -212,7 +226,7 @@ def instance_status(request, name, instance_id):
 
 
 @endpoint(POST=(APPROVE, OPERATE))
-def instance_event(request, name, instance_id, event_type):
+def instance_event(request: HttpRequest, name: str, instance_id: str, event_type: str) -> ApiResult:
     instance = get_workflow(name).get(instance_id)
     payload = _body(request, default={}) if request.body else None
     key = request.headers.get("Idempotency-Key")
@@ -226,7 +240,7 @@ def instance_event(request, name, instance_id, event_type):
     }
 
 
-def health(request):
+def health(request: HttpRequest) -> JsonResponse:
     """For load balancers and monitors: 200 while the database answers, 503 when it does not.
 
     Open without login on purpose, and says nothing sensitive: counts and a lag only.
@@ -240,7 +254,7 @@ def health(request):
 
 
 @endpoint(GET=None)
-def metrics(request):
+def metrics(request: HttpRequest) -> NoReturn:
     """Prometheus metrics (scrape with an API token as a bearer token)."""
     raise _Raw(HttpResponse(metrics_text(), content_type="text/plain; version=0.0.4"))
 
@@ -248,5 +262,5 @@ def metrics(request):
 class _Raw(Exception):
     """Lets an endpoint answer with something other than JSON."""
 
-    def __init__(self, response):
+    def __init__(self, response: HttpResponse) -> None:
         self.response = response

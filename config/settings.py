@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from dj_database_url import DBConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -99,7 +103,7 @@ TEMPLATES = [
 ]
 
 
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str) -> DBConfig:
     """A Django DATABASES entry from postgres://user:pass@host:port/name or sqlite:////path.
 
     PostgreSQL: workers hold one connection each for their whole life; health checks make a
@@ -115,7 +119,7 @@ def database_from_url(url: str) -> dict:
     return config
 
 
-def sqlite_database(path: str) -> dict:
+def sqlite_database(path: str) -> DBConfig:
     """SQLite shared safely by the web process and several worker processes.
 
     WAL lets readers run beside the one writer; IMMEDIATE transactions take the write lock
@@ -152,7 +156,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.getenv("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # The project's own static files (stylesheet, scripts, icons) live in the top-level static/.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
@@ -187,7 +191,7 @@ DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "workflows@localhost")
 AI_URL = os.getenv("WORKFLOWS_AI_URL")
 
 # The engine. Every key is optional; workflows/conf.py documents each default.
-WORKFLOWS = {
+WORKFLOWS: dict[str, Any] = {
     "BINDINGS": {
         "BUCKET": {
             "BACKEND": "workflows.bindings.bucket.StorageBucket",

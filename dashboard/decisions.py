@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dashboard.models import AuditEntry, Decision
 from workflows import FINISHED, StepStatus, WorkflowError, get_workflow, now
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class DecisionRefused(Exception):
@@ -35,7 +38,20 @@ def _waiting_step(handle: Any, step: str, count: int) -> dict:
     return wait
 
 
-def decide(user, workflow: str, instance_id: str, step: str, count: int, approved: bool, comment: str = "") -> Decision:
+def _already_decided(workflow: str, instance_id: str, step: str, count: int) -> DecisionRefused:
+    """The refusal when that wait already has a decision: who decided it, and when."""
+    earlier = Decision.objects.select_related("user").get(
+        workflow=workflow, instance_id=instance_id, step=step, count=count
+    )
+    when = timezone.localtime(earlier.decided_at).strftime("%Y-%m-%d %H:%M:%S")
+    return DecisionRefused(
+        f"Already {earlier.verdict} by {earlier.user or 'someone'} at {when}; nothing was sent again."
+    )
+
+
+def decide(
+    user: User, workflow: str, instance_id: str, step: str, count: int, approved: bool, comment: str = ""
+) -> Decision:
     """Send ``{"approved", "by", "comment", "decided_at"}`` to the waiting step, exactly once.
 
     Refused (nothing sent) when someone already decided, when the wait has timed out, or
@@ -56,13 +72,7 @@ def decide(user, workflow: str, instance_id: str, step: str, count: int, approve
                         user=user,
                     )
             except IntegrityError:
-                earlier = Decision.objects.select_related("user").get(
-                    workflow=workflow, instance_id=instance_id, step=step, count=count
-                )
-                when = timezone.localtime(earlier.decided_at).strftime("%Y-%m-%d %H:%M:%S")
-                raise DecisionRefused(
-                    f"Already {earlier.verdict} by {earlier.user or 'someone'} at {when}; nothing was sent again."
-                ) from None
+                raise _already_decided(workflow, instance_id, step, count) from None
             handle = get_workflow(workflow).get(instance_id)
             wait = _waiting_step(handle, step, count)
             handle.send_event(

@@ -26,7 +26,7 @@ class InstanceFilterForm(forms.Form):
     # The query string keeps its short names: ?from=...&to=...
     ALIASES = {"from": "start", "to": "end"}
 
-    def __init__(self, data: Any = None, **kwargs: Any):
+    def __init__(self, data: Any = None, **kwargs: Any) -> None:
         if data is not None:
             data = {self.ALIASES.get(key, key): value for key, value in data.items()}
         super().__init__(data, **kwargs)
@@ -72,7 +72,7 @@ class BulkActionForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
     selected = forms.Field(required=False, widget=forms.MultipleHiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["action"].error_messages["invalid_choice"] = "Unknown bulk action '%(value)s'."
         self.fields["action"].error_messages["required"] = "Choose a bulk action."
@@ -110,7 +110,7 @@ class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     comment = forms.CharField(required=False, max_length=2000)
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["decision"].error_messages["required"] = "Choose Approve or Reject."
         self.fields["decision"].error_messages["invalid_choice"] = "Choose Approve or Reject."

@@ -20,7 +20,7 @@ class AuditEntry(models.Model):
         indexes = [models.Index(fields=["workflow", "instance_id", "created_at"], name="dashboard_audit_instance")]
         ordering = ["created_at"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.user} {self.action} {self.workflow}/{self.instance_id}"
 
 
@@ -58,5 +58,5 @@ class NonApprovalEventType(models.Model):
         db_table = "dashboard_non_approval_type"
         verbose_name = "non-approval event type"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.event_type

@@ -7,6 +7,7 @@ on a plain request and their live fragment when htmx polls.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -32,6 +33,16 @@ from workflows import (
     list_instances,
     workflow_names,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django_htmx.middleware import HtmxDetails
+
+    class AuthenticatedHttpRequest(HttpRequest):
+        user: User  # every view here is login_required
+
+    class HtmxHttpRequest(AuthenticatedHttpRequest):
+        htmx: HtmxDetails  # set by django-htmx's HtmxMiddleware
 
 
 def _require(request: HttpRequest, permission: Permission) -> None:
@@ -65,7 +76,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def instances(request: HttpRequest) -> HttpResponse:
+def instances(request: HtmxHttpRequest) -> HttpResponse:
     form = InstanceFilterForm(request.GET)
     page: dict = {"instances": [], "next_cursor": None}
     errors: list[str] = []
@@ -100,7 +111,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
     form = BulkActionForm(request.POST)
     if not form.is_valid():
         for message in form.errors.get("action", []):
-            messages.error(request, message)
+            messages.error(request, str(message))
         return _back(request, reverse("dashboard:instances"))
     action = form.cleaned_data["action"]
     result = services.bulk_action(request.user, action, form.cleaned_data["selected"])
@@ -116,7 +127,8 @@ def bulk(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------- instance detail
 
 
-def _story(workflow: str, instance_id: str) -> tuple:
+def _story(workflow: str, instance_id: str) -> tuple[Any, dict[str, Any]]:
+    """The instance's handle (``workflows.api.InstanceHandle``, not public) and its story, or 404."""
     try:
         handle = get_workflow(workflow).get(instance_id)
         return handle, handle.describe()
@@ -126,7 +138,7 @@ def _story(workflow: str, instance_id: str) -> tuple:
 
 @login_required
 @require_GET
-def instance(request: HttpRequest, workflow: str, instance_id: str) -> HttpResponse:
+def instance(request: HtmxHttpRequest, workflow: str, instance_id: str) -> HttpResponse:
     handle, story = _story(workflow, instance_id)
     audit = list(AuditEntry.objects.filter(workflow=workflow, instance_id=instance_id).select_related("user"))
     excluded = set(services.excluded_event_types())
@@ -165,7 +177,7 @@ def action(request: HttpRequest, workflow: str, instance_id: str, name: str) -> 
         if not form.is_valid():
             for field_errors in form.errors.values():
                 for message in field_errors:
-                    messages.error(request, message)
+                    messages.error(request, str(message))
             return redirect("dashboard:instance", workflow=workflow, instance_id=instance_id)
         data = form.cleaned_data
     try:
@@ -180,7 +192,7 @@ def action(request: HttpRequest, workflow: str, instance_id: str, name: str) -> 
 
 @login_required
 @require_GET
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: HtmxHttpRequest) -> HttpResponse:
     page = services.inbox()
     context = {
         "waits": page.items,
@@ -195,13 +207,13 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def decision(request: HttpRequest) -> HttpResponse:
+def decision(request: AuthenticatedHttpRequest) -> HttpResponse:
     _require(request, Permission.APPROVE)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         for field_errors in form.errors.values():
             for message in field_errors:
-                messages.error(request, message)
+                messages.error(request, str(message))
         return _back(request, reverse("dashboard:inbox"))
     data = form.cleaned_data
     try:

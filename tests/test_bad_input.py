@@ -2,17 +2,20 @@
 names the problem, and a refused input changes nothing (hypothesis)."""
 
 import json
+import math
+import re
 import string
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.models import ApiToken
-from workflows import WorkflowError, get_workflow
+from workflows import InvalidEventType, InvalidInstanceId, WorkflowError, get_workflow
 from workflows.durations import parse_duration
 from workflows.models import Event, Instance
+from workflows.values import MAX_DEPTH, decode
 
 pytestmark = pytest.mark.usefixtures("engine")
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -23,29 +26,36 @@ json_values = st.recursive(
     max_leaves=20,
 )
 ids = st.text(alphabet=string.ascii_letters + string.digits + "-_.# \n", max_size=110)
+# The rule for ids and event types, written independently of workflows.validation.
+VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}")
 
 
 @FAST
 @given(instance_id=ids, params=json_values)
 def test_create_accepts_valid_ids_and_refuses_the_rest_without_a_trace(instance_id, params):
     before = Instance.objects.count()
-    try:
+    if VALID_NAME.fullmatch(instance_id):
         handle = get_workflow("t-waiter").create(id=instance_id, params=params)
-    except WorkflowError as exc:
-        assert str(exc) and Instance.objects.count() == before
-        return
-    assert handle.id == instance_id and len(instance_id) <= 100
-    Instance.objects.filter(instance_id=instance_id).delete()
+        assert handle.id == instance_id and Instance.objects.count() == before + 1
+        Instance.objects.filter(instance_id=instance_id).delete()
+    else:
+        with pytest.raises(InvalidInstanceId, match="invalid instance id"):
+            get_workflow("t-waiter").create(id=instance_id, params=params)
+        assert Instance.objects.count() == before
 
 
 @FAST
 @given(event_type=ids, payload=json_values)
-def test_send_event_refuses_bad_types_and_leaves_no_event(event_type, payload):
+def test_send_event_delivers_good_types_and_refuses_bad_ones_leaving_no_event(event_type, payload):
     handle = get_workflow("t-waiter").create()
-    try:
-        handle.send_event(event_type, payload)
-    except WorkflowError as exc:
-        assert "event type" in str(exc) and not Event.objects.filter(instance__instance_id=handle.id).exists()
+    if VALID_NAME.fullmatch(event_type):
+        assert handle.send_event(event_type, payload) is True
+        event = Event.objects.get(instance__instance_id=handle.id)
+        assert event.type == event_type and decode(event.payload) == payload
+    else:
+        with pytest.raises(InvalidEventType, match="invalid event type"):
+            handle.send_event(event_type, payload)
+        assert not Event.objects.filter(instance__instance_id=handle.id).exists()
 
 
 @FAST
@@ -53,25 +63,44 @@ def test_send_event_refuses_bad_types_and_leaves_no_event(event_type, payload):
     value=st.one_of(st.text(max_size=12), st.integers(-5, 10**6), st.floats(allow_nan=True), st.none(), st.booleans())
 )
 def test_every_duration_is_seconds_or_a_value_error_naming_it(value):
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        assert repr(value) in str(exc)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and math.isfinite(value) and value >= 0:
+        assert parse_duration(value) == value
         return
-    assert seconds >= 0
+    if isinstance(value, str) and re.fullmatch(
+        r"\s*\d+(\.\d+)?\s*(ms|s|m|h|d|w|seconds?|minutes?|hours?|days?)\s*", value
+    ):
+        assert parse_duration(value) >= 0
+        return
+    if isinstance(value, str):
+        try:  # other unit spellings ("mins", "wk") may be accepted, but only as a duration
+            assert parse_duration(value) >= 0
+            return
+        except ValueError as exc:
+            assert repr(value) in str(exc)
+            return
+    with pytest.raises(ValueError) as refused:  # None, booleans, negative or non-finite numbers
+        parse_duration(value)
+    assert repr(value) in str(refused.value)
 
 
 @FAST
 @given(depth=st.integers(1, 400))
+@example(depth=MAX_DEPTH)
+@example(depth=MAX_DEPTH + 1)
 def test_deeply_nested_params_are_refused_with_a_message_beyond_the_limit(depth):
     nested = current = {}
     for _ in range(depth):
         current["x"] = {}
         current = current["x"]
-    try:
+    before = Instance.objects.count()
+    if depth > MAX_DEPTH:
+        with pytest.raises(WorkflowError, match=f"nested more than {MAX_DEPTH} levels"):
+            get_workflow("t-waiter").create(params=nested)
+        assert Instance.objects.count() == before
+    else:
         get_workflow("t-waiter").create(params=nested)
-    except WorkflowError as exc:
-        assert depth > 150 and "nested" in str(exc)
+        assert Instance.objects.count() == before + 1
 
 
 @pytest.fixture

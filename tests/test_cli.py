@@ -92,4 +92,5 @@ def test_send_event_pause_resume_terminate_restart_and_terminate_all():
     assert get_workflow("t-waiter").get("w1").status()["output"] == [{"ok": True}]
     assert "restarted" in cli("instances", "restart", "t-waiter", "w1", "--from-step", "wait 0")
     assert cli("instances", "terminate-all", "t-waiter") == "Terminated 2 instance(s) of t-waiter.\n"
-    assert "terminated" in cli("instances", "list", "t-waiter")
+    rows = cli("instances", "list", "t-waiter").splitlines()[2:]  # after the header and its rule
+    assert sorted(row.split()[:2] for row in rows) == [["w1", "terminated"], ["w2", "terminated"]]

@@ -59,7 +59,8 @@ def test_the_list_filters_by_workflow_status_id_and_date(viewer):
     assert "alpha-1" in page and "beta-2" not in page and "alpha-3" not in page
     today = clock.now().date().isoformat()
     assert "alpha-3" in viewer.get(f"/instances/?from={today}&to={today}").content.decode()
-    assert "alpha-3" not in viewer.get("/instances/?to=2000-01-01").content.decode()
+    old = viewer.get("/instances/?to=2000-01-01")
+    assert old.status_code == 200 and "No instances match these filters." in old.content.decode()
     assert "is not a date" in viewer.get("/instances/?from=yesterday").content.decode()
 
 
@@ -112,7 +113,7 @@ def test_a_finished_instance_stops_polling(viewer):
     page = viewer.get(
         "/instances/t-counter/c1/", headers={"HX-Request": "true", "HX-Target": "instance-body"}
     ).content.decode()
-    assert "complete" in page and "hx-trigger" not in page and "<html" not in page
+    assert 's-complete">complete<' in page and "hx-trigger" not in page and "<html" not in page
 
 
 def test_nothing_a_workflow_returns_can_inject_html(operator):
@@ -126,7 +127,7 @@ def test_nothing_a_workflow_returns_can_inject_html(operator):
         "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in detail
         or "&lt;script&gt;alert(\\&quot;x\\&quot;)" in detail
     )
-    operator.post(
+    decided = operator.post(
         "/inbox/decide/",
         {
             "workflow": "t-hostile",
@@ -137,7 +138,9 @@ def test_nothing_a_workflow_returns_can_inject_html(operator):
             "comment": HTML,
         },
     )
+    assert decided.status_code == 302 and Decision.objects.get(instance_id="h1").comment == HTML
     run()
+    assert get_workflow("t-hostile").get("h1").status()["status"] == "complete"
     assert "<script>alert" not in operator.get("/instances/t-hostile/h1/").content.decode()
 
 
@@ -165,7 +168,10 @@ def test_operators_pause_resume_terminate_restart_and_send_events(operator):
         "restart",
         "terminate",
     ]
-    assert "terminate" in operator.get("/instances/t-waiter/w1/").content.decode()
+    assert get_workflow("t-waiter").get("w1").status()["status"] == "terminated"
+    page = operator.get("/instances/t-waiter/w1/").content.decode()
+    assert '<span class="badge s-terminated">terminated</span>' in page
+    assert "/instances/t-waiter/w1/terminate/" not in page, "a terminated instance offers no Terminate button"
 
 
 def test_retry_from_the_failed_step_keeps_earlier_results(operator):

@@ -5,6 +5,7 @@ import pytest
 from tests.helpers import later, row, run, start, steps_of
 from workflows.errors import InvalidEventType, InvalidState, ValueTooLarge
 from workflows.models import Event
+from workflows.values import decode
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -17,6 +18,8 @@ def test_a_wait_parks_the_instance_and_an_event_resumes_it_with_type_payload_and
     assert run(instance)["output"] == [{"approved": True}]
     received = steps_of(instance)[0]
     assert received.status == "succeeded" and received.event_type == "go"
+    sent = Event.objects.get(instance=row(instance))
+    assert decode(received.result) == {"type": "go", "payload": {"approved": True}, "timestamp": sent.created_at}
 
 
 def test_events_sent_before_the_wait_are_buffered_and_taken_oldest_first_per_type():

@@ -100,7 +100,7 @@ def test_a_cron_slot_creates_one_instance_with_event_schedule_even_if_it_fires_t
         assert introspector.wait_for_step_result("daily task") == {"slot": 1767603600000}
 
 
-def test_worker_start_registers_each_cron_schedule_with_django_q(db):
+def test_syncing_schedules_registers_each_cron_schedule_with_django_q(db):
     from django_q.models import Schedule
 
     sync_schedules()
@@ -118,6 +118,7 @@ def test_the_naive_race_is_decided_by_the_first_step_to_finish(workflow_runner):
     with introspect_workflow_instance(handle, "naive") as instance:
         handle.create(id="naive")
         assert instance.wait_for_status("complete")
+        assert instance.get_output() == {"winner": "fast"}
 
 
 # --------------------------------------------------------------------------- real workers

@@ -1,6 +1,9 @@
 """The HTTP API: authentication, permissions, every error path, and the happy paths."""
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -8,6 +11,7 @@ from django.contrib.auth.models import Permission, User
 from api.models import ApiToken
 from tests.helpers import run
 from workflows import get_workflow
+from workflows.models import Instance
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -211,13 +215,25 @@ def test_session_calls_need_the_csrf_token(operator):
 
 def test_values_come_back_as_plain_json(client, operator):
     call(client, "POST", "workflows/t-waiter/instances", operator, {"id": "v1"})
-    get_workflow("t-waiter").get("v1").send_event("go", {"when": "now"})
+    payload = {"when": datetime(2024, 2, 29, 12, tzinfo=UTC), "raw": b"\x00\xff", "n": Decimal("1.50"), "pair": (1, 2)}
+    get_workflow("t-waiter").get("v1").send_event("go", payload)
     run()
-    story = call(client, "GET", "workflows/t-waiter/instances/v1", operator)[1]
-    assert story["steps"][0]["event"]["timestamp"].endswith("+00:00")
+    status, story = call(client, "GET", "workflows/t-waiter/instances/v1", operator)
+    assert status == 200 and story["steps"][0]["event"]["timestamp"].endswith("+00:00")
+    assert story["output"] == [{"when": "2024-02-29T12:00:00+00:00", "raw": "AP8=", "n": "1.50", "pair": [1, 2]}]
+    assert "$wf" not in json.dumps(story), "the storage tags never leak"
 
 
 def test_dates_with_any_offset_are_compared_in_utc(client, viewer):
     get_workflow("t-waiter").create(id="tz")
-    status, page = call(client, "GET", "workflows/t-waiter/instances?created_after=2000-01-01T03:47:27%2B20:21", viewer)
-    assert status == 200 and [i["id"] for i in page["instances"]] == ["tz"]
+    created = Instance.objects.get(instance_id="tz").created_at
+    far_east = timezone(timedelta(hours=20, minutes=21))
+
+    def listed_after(moment):
+        query = quote(moment.astimezone(far_east).isoformat())
+        status, page = call(client, "GET", f"workflows/t-waiter/instances?created_after={query}", viewer)
+        assert status == 200
+        return [i["id"] for i in page["instances"]]
+
+    assert listed_after(created - timedelta(seconds=1)) == ["tz"]
+    assert listed_after(created + timedelta(seconds=1)) == []

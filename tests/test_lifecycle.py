@@ -6,11 +6,11 @@ import pytest
 
 from tests.helpers import attempts_of, later, row, run, start, steps_of
 from tests.testapp.ledger import count
-from workflows import clock, tasks
+from workflows import clock, get_workflow, tasks
 from workflows.engine import leases, records
 from workflows.engine.rows import StepRow
 from workflows.errors import InvalidState
-from workflows.models import Instance
+from workflows.models import Event, Instance
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -31,7 +31,29 @@ def test_pausing_a_sleeping_instance_is_immediate_and_paused_time_does_not_count
     assert instance.status()["status"] == "complete"
 
 
-def test_pause_while_a_step_runs_waits_for_it_then_stops_before_the_next():
+def test_pause_while_a_step_runs_waits_for_it_then_stops_before_the_next(monkeypatch):
+    from tests.testapp import workflows as testapp
+
+    instance = start("t-counter", {"steps": 3})
+    real_record = testapp.record
+
+    def record_then_pause(iid, event, **fields):
+        real_record(iid, event, **fields)
+        if event == "step-0":  # an operator pauses while the first step runs
+            get_workflow("t-counter").get(iid).pause()
+            assert get_workflow("t-counter").get(iid).status()["status"] == "waitingForPause"
+
+    monkeypatch.setattr(testapp, "record", record_then_pause)
+    assert run(instance)["status"] == "paused"
+    assert (count(instance.id, "step-0"), count(instance.id, "step-1")) == (1, 0)
+    assert [(s.name, s.status) for s in steps_of(instance)] == [("add 0", "succeeded")]
+    monkeypatch.setattr(testapp, "record", real_record)
+    instance.resume()
+    assert run(instance)["output"] == 3
+    assert [count(instance.id, f"step-{i}") for i in range(3)] == [1, 1, 1]
+
+
+def test_a_pause_asked_before_the_first_step_stops_the_claim_before_any_step():
     instance = start("t-counter", {"steps": 3})
     claim = leases.claim(row(instance).pk, clock.now())
     instance.pause()
@@ -81,8 +103,11 @@ def test_a_terminated_worker_cannot_write_another_step():
 def test_restart_from_scratch_runs_every_step_again_and_drops_buffered_events():
     instance = start("t-memo")
     run(instance)
+    instance.send_event("go", "buffered while asleep")
+    assert Event.objects.filter(instance=row(instance)).count() == 1
     later(seconds=1)
     instance.restart()
+    assert not Event.objects.filter(instance=row(instance)).exists()
     assert instance.status()["status"] == "queued"
     run(instance)
     later(seconds=1)

@@ -102,17 +102,22 @@ def test_a_crash_loop_errors_the_instance_instead_of_crashing_workers_forever(wo
     assert count(instance.id, "die") == 6
 
 
-def test_sigterm_stops_a_worker_cleanly_and_its_instance_continues_elsewhere(workers, runner, uid):
+def test_sigterm_drains_a_step_in_flight_and_its_instance_continues_elsewhere(workers, runner, uid):
     first = workers()
-    instance = get_workflow("t-counter").create(id=uid(), params={"steps": 3})
-    wait_for(status_is(instance, "complete"), 30, "completion", runner)
+    instance = get_workflow("t-long-step").create(id=uid(), params={"seconds": 3, "then": True})
+    wait_for(lambda: count(instance.id, "long") == 1, 30, "the long step to start", runner)
     started = time.monotonic()
     first.send_signal(signal.SIGTERM)
     assert first.wait(20) == 0
     assert time.monotonic() - started < 20
+    # The step in flight finished and was kept; the instance was handed back before the next one.
+    assert instance.status()["status"] == "queued"
+    assert [(s["name"], s["status"]) for s in instance.describe()["steps"]] == [("long", "succeeded")]
+    assert count(instance.id, "after") == 0
     workers()
-    again = get_workflow("t-counter").create(id=uid(), params={"steps": 2})
-    wait_for(status_is(again, "complete"), 30, "a new worker to take over", runner)
+    wait_for(status_is(instance, "complete"), 30, "a new worker to take over", runner)
+    assert (count(instance.id, "long"), count(instance.id, "after")) == (1, 1)
+    assert not Attempt.objects.filter(step__instance__instance_id=instance.id).exists(), "nothing was interrupted"
 
 
 def test_a_step_longer_than_the_lease_is_kept_by_its_worker_and_runs_once(workers, runner, uid):

@@ -1,18 +1,22 @@
 """A read-only view of the engine's tables in the Django admin (operators change state through the API)."""
 
+from __future__ import annotations
+
 from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
 
 from workflows.models import Attempt, Event, Instance, Step
 
 
 class ReadOnly:
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 

@@ -8,6 +8,7 @@ State changes are single transactions that also kick a worker when there is work
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -41,11 +42,11 @@ def get_workflow(name: str) -> WorkflowHandle:
     return WorkflowHandle(name)
 
 
-def _encode_params(params, what="params"):
+def _encode_params(params: Any, what: str = "params") -> str:
     return encode_limited(params, what=what, limit=conf.get("MAX_VALUE_BYTES"))
 
 
-def _encode_create_params(params, what="params"):
+def _encode_create_params(params: Any, what: str = "params") -> str:
     # Like Cloudflare, an instance created without params gets an empty dict as its payload.
     return _encode_params({} if params is None else params, what=what)
 
@@ -75,13 +76,13 @@ def _prepare_batch(items: Any) -> list[tuple[str, str]]:
 class WorkflowHandle:
     """Creates and finds instances of one workflow."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<WorkflowHandle {self.name}>"
 
-    def create(self, id: str | None = None, params=None) -> InstanceHandle:
+    def create(self, id: str | None = None, params: Any = None) -> InstanceHandle:
         """Create an instance (status ``queued``) and queue it for a worker."""
         instance_id = str(uuid.uuid4()) if id is None else check_instance_id(id)
         text = _encode_create_params(params)
@@ -107,7 +108,7 @@ class WorkflowHandle:
             raise
         return InstanceHandle(self.name, instance_id, instance.pk)
 
-    def create_batch(self, items, *, schedule: dict | None = None) -> list[InstanceHandle]:
+    def create_batch(self, items: Sequence[dict[str, Any]], *, schedule: dict | None = None) -> list[InstanceHandle]:
         """Create up to 100 instances at once; ids that already exist are skipped, not errors.
 
         Returns the handles of the instances created, in the order given. ``schedule`` is set
@@ -145,13 +146,13 @@ class WorkflowHandle:
         return [InstanceHandle(self.name, i.instance_id, i.pk) for i in created]
 
     @staticmethod
-    def _insert_skipping_races(rows):
+    def _insert_skipping_races(rows: list[Instance]) -> list[Instance]:
         """Insert rows; one created concurrently by someone else is skipped, as existing ids are."""
         try:
             with transaction.atomic():
                 return Instance.objects.bulk_create(rows)
         except IntegrityError:
-            created = []
+            created: list[Instance] = []
             for row in rows:
                 try:
                     with transaction.atomic():
@@ -161,7 +162,7 @@ class WorkflowHandle:
                     continue
             return created
 
-    def list(self, **filters) -> dict:
+    def list(self, **filters: Any) -> dict:
         """A page of this workflow's instances, newest first (see ``queries.list_instances``)."""
         from workflows.queries import list_instances
 
@@ -197,7 +198,7 @@ class WorkflowHandle:
 class InstanceHandle:
     """One instance: its status, and the operations an operator or another service may perform."""
 
-    def __init__(self, workflow_name: str, instance_id: str, pk: int | None = None):
+    def __init__(self, workflow_name: str, instance_id: str, pk: int | None = None) -> None:
         self.workflow_name = workflow_name
         self.id = instance_id
         self._known_pk = pk
@@ -214,13 +215,13 @@ class InstanceHandle:
                 raise InstanceNotFound(f"instance {self.id!r} of workflow {self.workflow_name!r} no longer exists")
         return self._known_pk
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<InstanceHandle {self.workflow_name}/{self.id}>"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, InstanceHandle) and (other.workflow_name, other.id) == (self.workflow_name, self.id)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.workflow_name, self.id))
 
     def _row(self, *, lock: bool = False) -> Instance:
@@ -326,7 +327,7 @@ class InstanceHandle:
             )
             record_interrupted(Step.objects.filter(instance_id=self._pk, status=StepStatus.RUNNING), now, TERMINATED)
 
-    def restart(self, from_step=None) -> None:
+    def restart(self, from_step: str | tuple[str, int] | None = None) -> None:
         """Run the instance again with the same id and params.
 
         ``from_step`` (a step name, or ``(name, count)``) keeps the results of the steps that
@@ -360,7 +361,7 @@ class InstanceHandle:
             )
             kick(self._pk)
 
-    def _find_step(self, from_step) -> Step:
+    def _find_step(self, from_step: object) -> Step:
         if isinstance(from_step, (tuple, list)) and len(from_step) == 2:
             name, count = from_step
         else:
@@ -375,7 +376,7 @@ class InstanceHandle:
             )
         return step
 
-    def send_event(self, type: str, payload=None, *, idempotency_key: str | None = None) -> bool:
+    def send_event(self, type: str, payload: Any = None, *, idempotency_key: str | None = None) -> bool:
         """Deliver an event; it is buffered (FIFO per type) until a wait_for_event of that type takes it.
 
         With ``idempotency_key``, sending again with the same key (a retry after a lost
@@ -417,9 +418,14 @@ class InstanceHandle:
 
 # A step may return the handle of an instance it created (the parent-child pattern); it is
 # stored as the workflow name and id and comes back as a handle on replay.
+def _handle_from_text(text: str) -> InstanceHandle:
+    workflow_name, instance_id = text.split("/", 1)
+    return InstanceHandle(workflow_name, instance_id)
+
+
 register_type(
     InstanceHandle,
     "instance",
     lambda handle: f"{handle.workflow_name}/{handle.id}",
-    lambda text: InstanceHandle(*text.split("/", 1)),
+    _handle_from_text,
 )

@@ -6,11 +6,14 @@ raise CommandError, so the exit status is non-zero and the message names the pro
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from workflows import get_workflow, list_workflows
 from workflows.errors import WorkflowError
@@ -18,8 +21,13 @@ from workflows.queries import latest_instance_id
 from workflows.states import ACTIVE, UNFINISHED, Status, StepStatus
 from workflows.values import to_plain_json
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
-def add_arguments(sub) -> None:
+    from workflows.api import InstanceHandle
+
+
+def add_arguments(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p = sub.add_parser("list", help="registered workflows with instance counts")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("describe", help="one workflow: counts per status and recent instances")
@@ -61,7 +69,7 @@ def add_arguments(sub) -> None:
     p.add_argument("--status", choices=UNFINISHED)
 
 
-def run(command: str, options: dict, out) -> None:
+def run(command: str | None, options: dict[str, Any], out: SupportsWrite[str]) -> None:
     try:
         if command == "list":
             return _list(options, out)
@@ -76,7 +84,7 @@ def run(command: str, options: dict, out) -> None:
     raise CommandError(f"unknown command {command!r}")
 
 
-def _json_arg(text, what):
+def _json_arg(text: str | None, what: str) -> Any:
     if text is None:
         return {}
     try:
@@ -85,11 +93,11 @@ def _json_arg(text, what):
         raise CommandError(f"{what} is not valid JSON: {exc}") from None
 
 
-def _dump(value, out):
+def _dump(value: Any, out: SupportsWrite[str]) -> None:
     out.write(json.dumps(to_plain_json(value), indent=2, ensure_ascii=False))
 
 
-def _ago(moment) -> str:
+def _ago(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     seconds = (datetime.now(UTC) - moment).total_seconds()
@@ -119,7 +127,7 @@ def table(rows: list[list], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _list(options, out):
+def _list(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     workflows = list_workflows()
     if options["json"]:
         return _dump(workflows, out)
@@ -141,7 +149,7 @@ def _list(options, out):
     out.write(table(rows, ["WORKFLOW", "ACTIVE", "WAITING", "PAUSED", "ERRORED", "COMPLETE", "LAST ACTIVITY"]))
 
 
-def _describe_workflow(options, out):
+def _describe_workflow(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     handle = get_workflow(options["workflow"])
     info = list_workflows([handle.name])[0]
     recent = handle.list(limit=10)["instances"]
@@ -156,13 +164,13 @@ def _describe_workflow(options, out):
     )
 
 
-def _trigger(options, out):
+def _trigger(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     handle = get_workflow(options["workflow"])
     instance = handle.create(id=options["id"], params=_json_arg(options["params"], "params"))
     out.write(f'Workflow instance "{instance.id}" of {handle.name} has been queued.')
 
 
-def _instance(options):
+def _instance(options: dict[str, Any]) -> InstanceHandle:
     handle = get_workflow(options["workflow"])
     instance_id = options["id"]
     if instance_id == "latest":
@@ -172,7 +180,7 @@ def _instance(options):
     return handle.get(instance_id)
 
 
-def _instances_list(options, out):
+def _instances_list(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     handle = get_workflow(options["workflow"])
     page = handle.list(status=options["status"], limit=options["limit"])
     if options["json"]:
@@ -184,12 +192,12 @@ def _instances_list(options, out):
     out.write(table(rows, ["ID", "STATUS", "CREATED", "UPDATED", "ERROR"]) if rows else "No instances match.")
 
 
-def _short(value, limit=200) -> str:
+def _short(value: Any, limit: int = 200) -> str:
     text = json.dumps(to_plain_json(value), ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _instances_describe(options, out):
+def _instances_describe(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     story = _instance(options).describe()
     if options["json"]:
         return _dump(story, out)
@@ -228,15 +236,15 @@ def _instances_describe(options, out):
             w(f"         failed: {step['error']['name']}: {step['error']['message']}\n")
 
 
-def _send_event(options, out):
+def _send_event(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     payload = _json_arg(options["payload"], "--payload")
     instance = _instance(options)
     instance.send_event(options["type"], payload)
     out.write(f"Event {options['type']!r} sent to {instance.workflow_name}/{instance.id}.")
 
 
-def _simple(action):
-    def run_action(options, out):
+def _simple(action: str) -> Callable[[dict[str, Any], SupportsWrite[str]], None]:
+    def run_action(options: dict[str, Any], out: SupportsWrite[str]) -> None:
         instance = _instance(options)
         getattr(instance, action)()
         out.write(
@@ -246,7 +254,7 @@ def _simple(action):
     return run_action
 
 
-def _restart(options, out):
+def _restart(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     if options["count"] is not None and not options["from_step"]:
         raise CommandError("--count needs --from-step")
     instance = _instance(options)
@@ -258,7 +266,7 @@ def _restart(options, out):
     out.write(f"{instance.workflow_name}/{instance.id}: restarted{where}.")
 
 
-def _terminate_all(options, out):
+def _terminate_all(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     count = get_workflow(options["workflow"]).terminate_all(status=options["status"])
     out.write(f"Terminated {count} instance(s) of {options['workflow']}.")
 

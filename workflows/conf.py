@@ -6,9 +6,11 @@ Read on every use (a dict lookup), so tests can change them with pytest-django's
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     # Step config used where a step.do gives none (decision 2). Numbers are seconds.
     "STEP_RETRIES": {"limit": 5, "delay": 10, "backoff": "exponential"},
     "STEP_TIMEOUT": 600,
@@ -56,6 +58,6 @@ DEFAULTS = {
 }
 
 
-def get(name: str):
+def get(name: str) -> Any:
     overrides = getattr(settings, "WORKFLOWS", {}) or {}
     return overrides.get(name, DEFAULTS[name])

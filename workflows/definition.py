@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from workflows.validation import check_workflow_name
+
+if TYPE_CHECKING:
+    from workflows.bindings import Env
+    from workflows.engine.context import WorkflowEvent
 
 _REGISTRY: dict[str, type[Workflow]] = {}
 
@@ -26,8 +31,10 @@ class Workflow:
     # with event.schedule set. The prefix is schedule_id_prefix, or the workflow's name.
     schedules: list[str] = []
     schedule_id_prefix: str | None = None
+    # The configured bindings (``self.env.DB`` ...), set on each instance before ``run`` is called.
+    env: Env
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("name"):
             return  # an abstract base that shares code between workflows
@@ -41,7 +48,8 @@ class Workflow:
             )
         _REGISTRY[cls.name] = cls
 
-    def run(self, event, step):  # pragma: no cover - replaced by subclasses
+    # ``step`` is a WorkflowStep for ``async def run``, a SyncWorkflowStep for ``def run``.
+    def run(self, event: WorkflowEvent, step: Any) -> Any:  # pragma: no cover - replaced by subclasses
         raise NotImplementedError
 
     @classmethod
@@ -49,7 +57,7 @@ class Workflow:
         return inspect.iscoroutinefunction(cls.run)
 
 
-def _qualified(cls) -> str:
+def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 

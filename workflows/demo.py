@@ -7,16 +7,21 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from workflows.definition import registered
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
 LOGIN_FILE = Path(settings.BASE_DIR) / "var" / "demo-login.txt"
 
 
-def setup_demo(out, port: int = 8000) -> None:
+def setup_demo(out: SupportsWrite[str], port: int = 8000) -> None:
     username = "admin"
     if LOGIN_FILE.exists():
         password = LOGIN_FILE.read_text().strip()
@@ -50,7 +55,7 @@ def setup_demo(out, port: int = 8000) -> None:
     )
 
 
-def run_demo(out, port: int) -> None:
+def run_demo(out: SupportsWrite[str], port: int) -> None:
     """Start a worker process and the development server; Ctrl-C stops both."""
     import socket
 
@@ -74,7 +79,7 @@ def run_demo(out, port: int) -> None:
         )
     out.write(f"  Worker running (pid {worker.pid}, log {log_path}).\n\n")
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     # Ctrl-C and SIGTERM both stop the server, then the worker (even when started with SIGINT ignored).

@@ -44,7 +44,7 @@ MAX_SLEEP_SECONDS = 365 * 86400
 ACCEPTED = 'a number of seconds, a timedelta, or a string such as "500ms", "30s", "5m", "24h", "2d", "1w", "7 days"'
 
 
-def parse_duration(value) -> float:
+def parse_duration(value: object) -> float:
     """Return ``value`` as a number of seconds, or raise ValueError naming it.
 
     Accepts int/float seconds (not bool), ``timedelta``, and strings of a number followed by
@@ -59,7 +59,7 @@ def parse_duration(value) -> float:
     elif isinstance(value, str):
         match = _PATTERN.match(value)
         unit = match and _UNITS.get(match.group(2).lower())
-        if not unit:
+        if match is None or not unit:
             raise ValueError(f"invalid duration {value!r}: expected {ACCEPTED}")
         seconds = float(match.group(1)) * unit
     else:
@@ -69,7 +69,7 @@ def parse_duration(value) -> float:
     return seconds
 
 
-def parse_bounded(value, *, what: str, minimum: float = 0.0, maximum: float = MAX_SLEEP_SECONDS) -> float:
+def parse_bounded(value: object, *, what: str, minimum: float = 0.0, maximum: float = MAX_SLEEP_SECONDS) -> float:
     """``parse_duration`` plus a range check whose message names the value and the limits."""
     seconds = parse_duration(value)
     if seconds < minimum or seconds > maximum:

@@ -62,7 +62,7 @@ class NonRetryableError(Exception):
     ``name`` optionally overrides the class name reported in the instance's error.
     """
 
-    def __init__(self, message: str = "", name: str | None = None):
+    def __init__(self, message: str = "", name: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if name:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Min
@@ -19,7 +19,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def beat(started_at, processes: int) -> None:
+def beat(started_at: datetime, processes: int) -> None:
     """Called by a worker's dispatcher every few seconds."""
     now = clock.now()
     WorkerHeartbeat.objects.update_or_create(
@@ -78,13 +78,13 @@ def metrics() -> str:
         " (retries and final failures).",
         "# TYPE workflows_failed_attempts gauge",
     ]
-    for row in (
+    for failed in (
         Attempt.objects.values("step__instance__workflow_name")
         .annotate(n=Count("pk"))
         .order_by("step__instance__workflow_name")
     ):
         lines.append(
-            f'workflows_failed_attempts{{workflow="{_label(row["step__instance__workflow_name"])}"}} {row["n"]}'
+            f'workflows_failed_attempts{{workflow="{_label(failed["step__instance__workflow_name"])}"}} {failed["n"]}'
         )
     for name, help_text, value in (
         (

@@ -68,7 +68,7 @@ class Instance(models.Model):
         # Enforced by the dashboard and the HTTP API (the engine's Python API trusts its caller).
         permissions = [(permission.codename, permission.label) for permission in Permission]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.workflow_name}/{self.instance_id}"
 
 
@@ -112,7 +112,7 @@ class Step(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.kind} {self.name}-{self.occurrence}"
 
 

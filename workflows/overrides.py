@@ -12,6 +12,8 @@ index, error, times}]), ``step_timeouts`` ([{name, index, times}]), ``event_time
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Q
 
 from workflows import conf
@@ -29,7 +31,7 @@ def _matches(selector: dict, name: str, index: int) -> bool:
     return selector["name"] == name and selector.get("index", 1) == index
 
 
-def _selected(setting, name: str, index: int) -> bool:
+def _selected(setting: bool | list[dict[str, Any]] | None, name: str, index: int) -> bool:
     if setting is True:
         return True
     return any(_matches(sel, name, index) for sel in setting or [])
@@ -38,7 +40,7 @@ def _selected(setting, name: str, index: int) -> bool:
 class Overrides:
     """The merged modifications for one instance (workflow-wide ones first)."""
 
-    def __init__(self, specs: list[dict]):
+    def __init__(self, specs: list[dict]) -> None:
         self.disable_sleeps: bool | list = []
         self.disable_retry_delays: bool | list = []
         self.step_results: list = []
@@ -55,32 +57,32 @@ class Overrides:
             for key in ("step_results", "step_errors", "step_timeouts", "event_timeouts"):
                 getattr(self, key).extend(spec.get(key, []))
 
-    def sleep_disabled(self, name, index) -> bool:
+    def sleep_disabled(self, name: str, index: int) -> bool:
         return _selected(self.disable_sleeps, name, index)
 
-    def retry_delay_disabled(self, name, index) -> bool:
+    def retry_delay_disabled(self, name: str, index: int) -> bool:
         return _selected(self.disable_retry_delays, name, index)
 
-    def mocked_result(self, name, index):
+    def mocked_result(self, name: str, index: int) -> tuple[bool, Any]:
         """(True, value) when the step's result is mocked, else (False, None)."""
         for mock in self.step_results:
             if _matches(mock, name, index):
                 return True, decode(mock["value"])
         return False, None
 
-    def mocked_error(self, name, index, attempt):
+    def mocked_error(self, name: str, index: int, attempt: int) -> dict[str, Any] | None:
         for mock in self.step_errors:
             if _matches(mock, name, index) and (mock.get("times") is None or attempt <= mock["times"]):
                 return mock["error"]
         return None
 
-    def forced_timeout(self, name, index, attempt) -> bool:
+    def forced_timeout(self, name: str, index: int, attempt: int) -> bool:
         return any(
             _matches(mock, name, index) and (mock.get("times") is None or attempt <= mock["times"])
             for mock in self.step_timeouts
         )
 
-    def event_timeout_forced(self, name, index) -> bool:
+    def event_timeout_forced(self, name: str, index: int) -> bool:
         return any(_matches(sel, name, index) for sel in self.event_timeouts)
 
 

@@ -11,11 +11,22 @@ Kicks to django-q2 are switched off for in-process tests, so nothing is left que
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    from pytest_django.fixtures import Settings as SettingsWrapper
+
+    from workflows.testing import InProcessRunner, WorkerRunner
 
 
 @pytest.fixture
-def workflow_runner(db, settings):
+def workflow_runner(db: None, settings: SettingsWrapper) -> Iterator[InProcessRunner]:
     from workflows import clock
     from workflows.testing import InProcessRunner
 
@@ -26,22 +37,22 @@ def workflow_runner(db, settings):
 
 
 class FrozenClock:
-    def __init__(self, clock):
-        self._clock = clock
-        self.start = clock.freeze()
+    """The engine's clock, stopped: only ``advance`` moves it."""
 
-    def now(self):
+    def __init__(self, clock: ModuleType) -> None:
+        self._clock = clock
+        self.start: datetime = clock.freeze()
+
+    def now(self) -> datetime:
         return self._clock.now()
 
-    def advance(self, delta):
-        from datetime import timedelta
-
+    def advance(self, delta: timedelta | float) -> datetime:
         self._clock.advance(delta if isinstance(delta, timedelta) else timedelta(seconds=delta))
         return self._clock.now()
 
 
 @pytest.fixture
-def frozen_clock():
+def frozen_clock() -> Iterator[FrozenClock]:
     from workflows import clock
 
     clock.reset()
@@ -50,7 +61,7 @@ def frozen_clock():
 
 
 @pytest.fixture
-def worker_runner(transactional_db, settings, tmp_path):
+def worker_runner(transactional_db: None, settings: SettingsWrapper, tmp_path: Path) -> Iterator[WorkerRunner]:
     from workflows.testing import WorkerRunner
 
     settings.WORKFLOWS = {**getattr(settings, "WORKFLOWS", {}), "ENQUEUE": True}

@@ -7,9 +7,10 @@ pagination on (created_at, pk), newest first, so page 1,000 costs what page 1 co
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count, Max, Prefetch, Q
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from workflows.definition import registered
 from workflows.errors import WorkflowError
@@ -56,7 +57,7 @@ def list_instances(
     workflow: str | None = None,
     *,
     status: str | None = None,
-    statuses=None,
+    statuses: Iterable[str] | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     id_prefix: str | None = None,
@@ -221,7 +222,7 @@ def describe_instance(workflow: str, instance_id: str) -> dict | None:
     }
 
 
-def list_pending_waits(*, exclude_types=(), limit: int = 50) -> list[dict]:
+def list_pending_waits(*, exclude_types: Iterable[str] = (), limit: int = 50) -> list[dict]:
     """Every wait_for_event that is waiting now, soonest deadline first (the approval inbox).
 
     Each: workflow, id, step (name), count, event_type, waiting_since, deadline, instance
@@ -254,11 +255,11 @@ def list_pending_waits(*, exclude_types=(), limit: int = 50) -> list[dict]:
     ]
 
 
-def count_pending_waits(*, exclude_types=()) -> int:
+def count_pending_waits(*, exclude_types: Iterable[str] = ()) -> int:
     return _pending_waits(exclude_types).count()
 
 
-def _pending_waits(exclude_types):
+def _pending_waits(exclude_types: Iterable[str]) -> QuerySet[Step]:
     """Waits still waiting, of instances not finished (a terminated one leaves its wait behind)."""
     return (
         Step.objects.filter(kind=StepKind.WAIT, status=StepStatus.WAITING)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.db import transaction
 
 from workflows import clock, conf
-from workflows.definition import registered
+from workflows.definition import Workflow, registered
 from workflows.durations import parse_duration
 from workflows.models import Instance
 from workflows.states import FINISHED
@@ -22,7 +22,7 @@ from workflows.states import FINISHED
 log = logging.getLogger("workflows.retention")
 
 
-def retention_of(workflow_cls) -> timedelta:
+def retention_of(workflow_cls: type[Workflow]) -> timedelta:
     custom = getattr(workflow_cls, "retention", None)
     if custom is not None:
         return timedelta(seconds=parse_duration(custom))

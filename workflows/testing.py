@@ -30,12 +30,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Min
+from django.db.models import Min, Q
 
 from workflows import clock, overrides, tasks
+from workflows.engine.control import RunOutcome
 from workflows.engine.leases import claimable
 from workflows.error_records import error_record, rebuild_error
 from workflows.errors import WorkflowError
@@ -44,6 +47,13 @@ from workflows.states import FINISHED, Status, StepKind, StepStatus
 from workflows.values import decode, encode
 
 PREFIX = "[WorkflowIntrospector]"
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from workflows.api import InstanceHandle, WorkflowHandle
+
+    Runner: TypeAlias = "InProcessRunner | WorkerRunner"
 
 
 class IntrospectionError(WorkflowError):
@@ -54,41 +64,56 @@ class IntrospectionError(WorkflowError):
 
 
 def run_until_idle(max_rounds: int = 1000) -> int:
-    """Advance instances with work due now until there is none; returns how many advances ran."""
+    """Advance every instance with work due now, again and again, until none has any.
+
+    Time does not move here (a sleep that is not over stays asleep; see ``InProcessRunner.wait``
+    for time skipping). Returns how many advances claimed an instance.
+    """
     advanced = 0
     for _ in range(max_rounds):
         pks = list(Instance.objects.filter(claimable(clock.now())).order_by("pk").values_list("pk", flat=True))
         if not pks:
             return advanced
         for pk in pks:
-            tasks.advance(pk, renew_leases=False, inline_callbacks=True)
-            advanced += 1
+            if tasks.advance(pk, renew_leases=False, inline_callbacks=True) != RunOutcome.NOT_CLAIMED:
+                advanced += 1
     raise RuntimeError(f"instances still had work after {max_rounds} rounds; is a workflow looping?")
 
 
 class InProcessRunner:
     """Runs instances in this process on the engine's clock, skipping time when nothing can run."""
 
-    def __init__(self, time_skipping: bool = True):
+    def __init__(self, time_skipping: bool = True) -> None:
         self.time_skipping = time_skipping
 
     def run_until_idle(self) -> int:
+        """Run everything due now (time does not move); returns how many advances claimed an instance."""
         return run_until_idle()
 
-    def advance(self, duration) -> None:
+    def advance(self, duration: Any) -> None:
         """Move the clock forward by a duration (seconds, timedelta or "7 days"), then run what is due."""
         from workflows.durations import parse_duration
 
         clock.advance(timedelta(seconds=parse_duration(duration)))
         run_until_idle()
 
-    def wait(self, done, description: str, timeout: float | None = None):
-        """Run and skip time until ``done()`` returns something truthy; return it."""
+    def wait(self, done: Callable[[], Any], description: str, timeout: float | None = None) -> Any:
+        """Run and skip time until ``done()`` returns something truthy; return it.
+
+        ``timeout`` bounds the real time spent (None: no bound); the engine's clock may jump
+        days meanwhile.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         for _ in range(10_000):
-            run_until_idle()
             value = done()
             if value:
                 return value
+            if run_until_idle():
+                continue  # something ran: look again before moving time
+            if deadline is not None and time.monotonic() >= deadline:
+                raise IntrospectionError(
+                    f"{PREFIX} timed out after {timeout}s waiting for {description}{_waiting_hint()}"
+                )
             next_timer = Instance.objects.filter(status=Status.WAITING, wake_at__isnull=False).aggregate(
                 m=Min("wake_at")
             )["m"]
@@ -127,6 +152,7 @@ class WorkerRunner:
         self.processes = processes
         self.settings_module = settings_module or os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings")
         self.procs: list[subprocess.Popen] = []
+        self.log_paths: dict[int, Path] = {}
 
     def start(self, *, lease_seconds: float | None = None) -> subprocess.Popen:
         from django.conf import settings
@@ -152,7 +178,7 @@ class WorkerRunner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        proc.log_path = log_path
+        self.log_paths[proc.pid] = log_path
         self.procs.append(proc)
         return proc
 
@@ -172,25 +198,38 @@ class WorkerRunner:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
-    def run_until_idle(self) -> int:
+    def run_until_idle(self, timeout: float = 30) -> int:
+        """Wait until the workers have done everything due now: nothing queued, running or due.
+
+        Returns 0: advances happen in the workers, which do not report them here.
+        """
+
+        def idle() -> bool:
+            busy = claimable(clock.now()) | Q(status__in=[Status.RUNNING, Status.WAITING_FOR_PAUSE])
+            return not Instance.objects.filter(busy).exists()
+
+        self.wait(idle, "the workers to finish what is due", timeout)
         return 0
 
-    def wait(self, done, description: str, timeout: float | None = None):
-        deadline = time.monotonic() + (timeout or 30)
-        while time.monotonic() < deadline:
+    def wait(self, done: Callable[[], Any], description: str, timeout: float | None = None) -> Any:
+        """Poll ``done()`` until it returns something truthy (default timeout 30 s); return it."""
+        limit = 30.0 if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
             value = done()
             if value:
                 return value
+            if time.monotonic() >= deadline:
+                raise IntrospectionError(
+                    f"{PREFIX} timed out after {limit}s waiting for {description}{self.log_tails()}"
+                )
             time.sleep(0.05)
-        raise IntrospectionError(
-            f"{PREFIX} timed out after {timeout or 30}s waiting for {description}{self.log_tails()}"
-        )
 
     def log_tails(self) -> str:
-        return "".join(f"\n--- {p.log_path}\n" + _tail(p.log_path) for p in self.procs)
+        return "".join(f"\n--- {self.log_paths[p.pid]}\n" + _tail(self.log_paths[p.pid]) for p in self.procs)
 
 
-def _tail(path, lines: int = 30) -> str:
+def _tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -214,7 +253,7 @@ _default_runner = InProcessRunner()
 # --------------------------------------------------------------------------- modifier
 
 
-def _selector(step) -> dict:
+def _selector(step: str | dict) -> dict:
     if isinstance(step, str):
         step = {"name": step}
     if not isinstance(step, dict) or not isinstance(step.get("name"), str) or set(step) - {"name", "index"}:
@@ -225,36 +264,36 @@ def _selector(step) -> dict:
     return {"name": step["name"], "index": index}
 
 
-def _selectors(steps):
+def _selectors(steps: list | None) -> bool | list[dict]:
     return True if steps is None else [_selector(s) for s in steps]
 
 
 class Modifier:
     """What ``modify(fn)`` hands to ``fn``: each call changes how the instance will run."""
 
-    def __init__(self, introspector):
+    def __init__(self, introspector: InstanceIntrospector | WorkflowIntrospector) -> None:
         self._introspector = introspector
 
     def _spec(self) -> dict:
         return self._introspector._spec
 
-    def _save(self):
+    def _save(self) -> None:
         self._introspector._save()
 
-    def disable_sleeps(self, steps=None):
+    def disable_sleeps(self, steps: list | None = None) -> None:
         """All sleeps, or those selected (``[{"name", "index"}]``), complete at once (still recorded)."""
         self._merge("disable_sleeps", _selectors(steps))
 
-    def disable_retry_delays(self, steps=None):
+    def disable_retry_delays(self, steps: list | None = None) -> None:
         self._merge("disable_retry_delays", _selectors(steps))
 
-    def _merge(self, key, value):
+    def _merge(self, key: str, value: bool | list) -> None:
         spec = self._spec()
         current = spec.get(key, [])
         spec[key] = True if value is True or current is True else current + value
         self._save()
 
-    def mock_step_result(self, step, value):
+    def mock_step_result(self, step: str | dict, value: Any) -> None:
         """The step's callback is not run; ``value`` becomes its result (with normal attempt records)."""
         sel = _selector(step)
         spec = self._spec()
@@ -263,7 +302,7 @@ class Modifier:
         spec.setdefault("step_results", []).append({**sel, "value": encode(value)})
         self._save()
 
-    def mock_step_error(self, step, error: BaseException, times: int | None = None):
+    def mock_step_error(self, step: str | dict, error: BaseException, times: int | None = None) -> None:
         """Attempts raise ``error``: every attempt, or the first ``times`` (then the real callback or mock)."""
         sel = self._check_not_mocked(step, "mock error on")
         if not isinstance(error, BaseException):
@@ -271,31 +310,32 @@ class Modifier:
         self._spec().setdefault("step_errors", []).append({**sel, "error": error_record(error), "times": _times(times)})
         self._save()
 
-    def force_step_timeout(self, step, times: int | None = None):
+    def force_step_timeout(self, step: str | dict, times: int | None = None) -> None:
         """Attempts time out at once (WorkflowTimeoutError): every attempt, or the first ``times``."""
         sel = self._check_not_mocked(step, "force timeout on")
         self._spec().setdefault("step_timeouts", []).append({**sel, "times": _times(times)})
         self._save()
 
-    def _check_not_mocked(self, step, what):
+    def _check_not_mocked(self, step: str | dict, what: str) -> dict:
         sel = _selector(step)
         if any(m["name"] == sel["name"] and m["index"] == sel["index"] for m in self._spec().get("step_results", [])):
             raise IntrospectionError(f"{PREFIX} Trying to {what} step '{sel['name']}' after mocking its result!")
         return sel
 
-    def mock_event(self, event: dict):
+    def mock_event(self, event: dict) -> None:
         """Deliver ``{"type", "payload"}`` as if sent with send_event (buffered until a wait takes it)."""
         if not isinstance(event, dict) or "type" not in event or set(event) - {"type", "payload"}:
             raise IntrospectionError(f"{PREFIX} mock_event takes {{'type': str, 'payload': ...}}, got {event!r}")
+        assert isinstance(self._introspector, InstanceIntrospector)  # _WorkflowModifier refuses mock_event
         self._introspector._mock_event(event["type"], event.get("payload"))
 
-    def force_event_timeout(self, step):
+    def force_event_timeout(self, step: str | dict) -> None:
         """That wait_for_event times out at once with WorkflowTimeoutError."""
         self._spec().setdefault("event_timeouts", []).append(_selector(step))
         self._save()
 
 
-def _times(times):
+def _times(times: int | None) -> int | None:
     if times is None:
         return None
     if isinstance(times, bool) or not isinstance(times, int) or times < 1:
@@ -306,7 +346,9 @@ def _times(times):
 # --------------------------------------------------------------------------- introspectors
 
 
-def _save_override(override, workflow_name: str, instance_id: str | None, spec: dict) -> TestOverride:
+def _save_override(
+    override: TestOverride | None, workflow_name: str, instance_id: str | None, spec: dict
+) -> TestOverride:
     """Store a session's modifications (instance_id None: every instance of the workflow)."""
     if override is None:
         return TestOverride.objects.create(
@@ -320,7 +362,9 @@ def _save_override(override, workflow_name: str, instance_id: str | None, spec: 
 class InstanceIntrospector:
     """One instance, set up before (or after) it is created: modify it, wait for it, read it."""
 
-    def __init__(self, workflow_name: str, instance_id: str, runner=None, override: TestOverride | None = None):
+    def __init__(
+        self, workflow_name: str, instance_id: str, runner: Runner | None = None, override: TestOverride | None = None
+    ) -> None:
         self.workflow_name = workflow_name
         self.instance_id = instance_id
         self.runner = runner or _default_runner
@@ -329,57 +373,60 @@ class InstanceIntrospector:
         self._pending_events: list[tuple[str, object]] = []
         _activate()
 
-    def __enter__(self):
+    def __enter__(self) -> InstanceIntrospector:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.dispose()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<InstanceIntrospector {self.workflow_name}/{self.instance_id}>"
 
     # ---- modifications
 
-    def modify(self, fn):
+    def modify(self, fn: Callable[[Modifier], Any]) -> InstanceIntrospector:
         fn(Modifier(self))
         return self
 
-    def _save(self):
+    def _save(self) -> None:
         self._override = _save_override(self._override, self.workflow_name, self.instance_id, self._spec)
 
-    def _mock_event(self, event_type, payload):
-        handle = self._handle(required=False)
+    def _mock_event(self, event_type: str, payload: Any) -> None:
+        handle = self._maybe_handle()
         if handle is None:
             self._pending_events.append((event_type, payload))
         else:
             handle.send_event(event_type, payload)
 
-    def _deliver_pending_events(self):
-        handle = self._handle(required=False)
+    def _deliver_pending_events(self) -> None:
+        handle = self._maybe_handle()
         if handle is not None:
             while self._pending_events:
                 handle.send_event(*self._pending_events.pop(0))
 
     # ---- reading
 
-    def _handle(self, required=True):
+    def _maybe_handle(self) -> InstanceHandle | None:
+        """The instance's handle, or None while it has not been created."""
         from workflows.api import InstanceHandle
 
         exists = Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.instance_id).exists()
-        if not exists:
-            if required:
-                raise IntrospectionError(
-                    f"{PREFIX} instance {self.instance_id!r} of {self.workflow_name!r} has not been created"
-                )
-            return None
-        return InstanceHandle(self.workflow_name, self.instance_id)
+        return InstanceHandle(self.workflow_name, self.instance_id) if exists else None
+
+    def _handle(self) -> InstanceHandle:
+        handle = self._maybe_handle()
+        if handle is None:
+            raise IntrospectionError(
+                f"{PREFIX} instance {self.instance_id!r} of {self.workflow_name!r} has not been created"
+            )
+        return handle
 
     def status(self) -> str:
         self._deliver_pending_events()
-        handle = self._handle(required=False)
+        handle = self._maybe_handle()
         return handle.status()["status"] if handle else "unknown"
 
-    def _step(self, name, index, kind=StepKind.DO):
+    def _step(self, name: str, index: int, kind: str = StepKind.DO) -> Step | None:
         return Step.objects.filter(
             instance__workflow_name=self.workflow_name,
             instance__instance_id=self.instance_id,
@@ -388,13 +435,13 @@ class InstanceIntrospector:
             occurrence=index,
         ).first()
 
-    def wait_for_step_result(self, step, index: int | None = None, timeout: float | None = None):
+    def wait_for_step_result(self, step: str | dict, index: int | None = None, timeout: float | None = None) -> Any:
         """The step's stored result once it succeeds; raises its error if it fails for good."""
         sel = _selector(
             step if index is None else {"name": step if isinstance(step, str) else step["name"], "index": index}
         )
 
-        def done():
+        def done() -> Step | None:
             self._deliver_pending_events()
             row = self._step(sel["name"], sel["index"])
             if row is not None and row.status in (StepStatus.SUCCEEDED, StepStatus.FAILED):
@@ -417,9 +464,9 @@ class InstanceIntrospector:
         if status not in Status.values:
             raise IntrospectionError(f"{PREFIX} unknown status {status!r}; one of {', '.join(Status.values)}")
 
-        def done():
+        def done() -> str | None:
             current = self.status()
-            if current == status or status == "queued":
+            if current == status:
                 return current
             if current in FINISHED:
                 raise IntrospectionError(
@@ -431,13 +478,13 @@ class InstanceIntrospector:
 
         return self.runner.wait(done, f"status '{status}' of {self.instance_id}", timeout)
 
-    def get_output(self):
+    def get_output(self) -> Any:
         return self._final(Status.COMPLETE, "output", "an output")
 
     def get_error(self) -> dict:
         return self._final(Status.ERRORED, "error", "error information")
 
-    def _final(self, wanted: str, key: str, what: str):
+    def _final(self, wanted: str, key: str, what: str) -> Any:
         """The instance's output or error, refused (with the spec's message) in any other status."""
         current = self._handle().status()
         if current["status"] != wanted:
@@ -447,7 +494,7 @@ class InstanceIntrospector:
             )
         return current[key]
 
-    def dispose(self):
+    def dispose(self) -> None:
         """Stop the instance and delete all its state and modifications, so its id can be reused."""
         Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.instance_id).delete()
         if self._override is not None and self._override.pk:
@@ -460,7 +507,7 @@ class WorkflowIntrospector:
 
     _active: dict[str, WorkflowIntrospector] = {}
 
-    def __init__(self, workflow_name: str, runner=None):
+    def __init__(self, workflow_name: str, runner: Runner | None = None) -> None:
         if workflow_name in self._active:
             raise IntrospectionError(
                 f'Workflow "{workflow_name}" already has an active introspection session for binding "{workflow_name}".'
@@ -469,24 +516,24 @@ class WorkflowIntrospector:
         self.runner = runner or _default_runner
         self.started = clock.now()
         self._first_pk = Instance.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-        self._override = None
+        self._override: TestOverride | None = None
         self._spec: dict = {}
         self._introspectors: dict[str, InstanceIntrospector] = {}
         self._active[workflow_name] = self
         _activate()
 
-    def __enter__(self):
+    def __enter__(self) -> WorkflowIntrospector:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.dispose()
 
-    def modify_all(self, fn):
+    def modify_all(self, fn: Callable[[Modifier], Any]) -> WorkflowIntrospector:
         """Apply modifications to every instance created from now on (mock_event is per instance)."""
         fn(_WorkflowModifier(self))
         return self
 
-    def _save(self):
+    def _save(self) -> None:
         self._override = _save_override(self._override, self.workflow_name, None, self._spec)
 
     def get(self) -> list[InstanceIntrospector]:
@@ -501,7 +548,7 @@ class WorkflowIntrospector:
                 self._introspectors[instance_id] = InstanceIntrospector(self.workflow_name, instance_id, self.runner)
         return list(self._introspectors.values())
 
-    def dispose(self):
+    def dispose(self) -> None:
         for introspector in self.get():
             introspector.dispose()
         if self._override is not None and self._override.pk:
@@ -511,17 +558,19 @@ class WorkflowIntrospector:
 
 
 class _WorkflowModifier(Modifier):
-    def mock_event(self, event):
+    def mock_event(self, event: dict) -> None:
         raise IntrospectionError(f"{PREFIX} mock_event applies to one instance; use introspect_workflow_instance")
 
 
-def introspect_workflow_instance(workflow, instance_id: str, runner=None) -> InstanceIntrospector:
+def introspect_workflow_instance(
+    workflow: str | WorkflowHandle, instance_id: str, runner: Runner | None = None
+) -> InstanceIntrospector:
     """An introspector for instance ``instance_id`` of ``workflow`` (a handle from get_workflow, or its name)."""
     name = workflow if isinstance(workflow, str) else workflow.name
     return InstanceIntrospector(name, instance_id, runner)
 
 
-def introspect_workflow(workflow, runner=None) -> WorkflowIntrospector:
+def introspect_workflow(workflow: str | WorkflowHandle, runner: Runner | None = None) -> WorkflowIntrospector:
     name = workflow if isinstance(workflow, str) else workflow.name
     return WorkflowIntrospector(name, runner)
 
@@ -529,13 +578,13 @@ def introspect_workflow(workflow, runner=None) -> WorkflowIntrospector:
 _sessions = 0
 
 
-def _activate():
+def _activate() -> None:
     global _sessions
     _sessions += 1
     overrides.ACTIVE_IN_PROCESS = True
 
 
-def _deactivate():
+def _deactivate() -> None:
     global _sessions
     _sessions = max(0, _sessions - 1)
     overrides.ACTIVE_IN_PROCESS = _sessions > 0

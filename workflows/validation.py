@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from workflows import conf
 from workflows.durations import parse_duration
@@ -18,7 +19,7 @@ BACKOFFS = ("constant", "linear", "exponential")
 _CONTROL = re.compile(r"[\x00-\x1f]")
 
 
-def check_workflow_name(name) -> str:
+def check_workflow_name(name: object) -> str:
     if not isinstance(name, str) or len(name) > WORKFLOW_NAME_MAX or not NAME_PATTERN.match(name):
         raise ValueError(
             f"invalid workflow name {name!r}: use 1 to {WORKFLOW_NAME_MAX} characters of "
@@ -27,7 +28,7 @@ def check_workflow_name(name) -> str:
     return name
 
 
-def check_instance_id(instance_id) -> str:
+def check_instance_id(instance_id: object) -> str:
     if not isinstance(instance_id, str) or len(instance_id) > INSTANCE_ID_MAX or not NAME_PATTERN.match(instance_id):
         raise InvalidInstanceId(
             f"invalid instance id {instance_id!r}: use 1 to {INSTANCE_ID_MAX} characters of "
@@ -36,7 +37,7 @@ def check_instance_id(instance_id) -> str:
     return instance_id
 
 
-def check_event_type(event_type) -> str:
+def check_event_type(event_type: object) -> str:
     if not isinstance(event_type, str) or len(event_type) > EVENT_TYPE_MAX or not NAME_PATTERN.match(event_type):
         raise InvalidEventType(
             f"invalid event type {event_type!r}: use 1 to {EVENT_TYPE_MAX} characters of "
@@ -45,7 +46,7 @@ def check_event_type(event_type) -> str:
     return event_type
 
 
-def check_step_name(name) -> str:
+def check_step_name(name: object) -> str:
     if not isinstance(name, str) or not name or len(name) > STEP_NAME_MAX or _CONTROL.search(name):
         raise WorkflowFatalError(
             f"Step name {name!r} is invalid: use 1 to {STEP_NAME_MAX} characters without control characters"
@@ -53,7 +54,7 @@ def check_step_name(name) -> str:
     return name
 
 
-def resolve_step_config(name: str, retries, timeout) -> dict:
+def resolve_step_config(name: str, retries: dict[str, Any] | None, timeout: Any) -> dict:
     """The step's config: defaults merged with what the call gives, strictly validated.
 
     ``retries`` may give any of limit, delay, backoff; the rest come from the defaults (so

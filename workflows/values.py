@@ -14,8 +14,10 @@ import base64
 import json
 import math
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, NoReturn
 
 from workflows.errors import NotSerialisable, ValueTooLarge
 
@@ -24,16 +26,16 @@ MAX_DEPTH = 200
 
 # Extra storable types: class -> (tag, to_text, from_text). The engine registers
 # InstanceHandle, so a step can return the child instance it created.
-_EXTRA_TYPES: dict[type, tuple] = {}
-_EXTRA_TAGS: dict[str, object] = {}
+_EXTRA_TYPES: dict[type, tuple[str, Callable[[Any], str]]] = {}
+_EXTRA_TAGS: dict[str, Callable[[str], Any]] = {}
 
 
-def register_type(cls: type, tag: str, to_text, from_text) -> None:
+def register_type(cls: type, tag: str, to_text: Callable[[Any], str], from_text: Callable[[str], Any]) -> None:
     _EXTRA_TYPES[cls] = (tag, to_text)
     _EXTRA_TAGS[tag] = from_text
 
 
-def encode(value, *, what: str = "value") -> str:
+def encode(value: Any, *, what: str = "value") -> str:
     """The stored (JSON text) form of ``value``; raises NotSerialisable naming what failed."""
     try:
         tree = _to_json(value, 0, set())
@@ -42,7 +44,7 @@ def encode(value, *, what: str = "value") -> str:
     return json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def encode_limited(value, *, what: str, limit: int) -> str:
+def encode_limited(value: Any, *, what: str, limit: int) -> str:
     """``encode`` plus the size limit, measured on the UTF-8 bytes of the stored form."""
     text = encode(value, what=what)
     size = len(text.encode("utf-8"))
@@ -51,17 +53,17 @@ def encode_limited(value, *, what: str, limit: int) -> str:
     return text
 
 
-def decode(text: str | None):
+def decode(text: str | None) -> Any:
     if text is None:
         return None
     return _from_json(json.loads(text))
 
 
-def roundtrip(value, *, what: str = "value"):
+def roundtrip(value: Any, *, what: str = "value") -> Any:
     return decode(encode(value, what=what))
 
 
-def _to_json(value, depth: int, stack: set):
+def _to_json(value: Any, depth: int, stack: set[int]) -> Any:
     if value is None or isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, float):
@@ -74,7 +76,7 @@ def _to_json(value, depth: int, stack: set):
         if id(value) in stack:
             raise NotSerialisable("value contains a circular reference")
         stack.add(id(value))
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise NotSerialisable(f"dict key {key!r} is a {type(key).__name__}; only str keys can be stored")
@@ -106,7 +108,7 @@ def _to_json(value, depth: int, stack: set):
     )
 
 
-_DECODERS = {
+_DECODERS: dict[str, Callable[[Any], Any]] = {
     "bytes": lambda v: base64.b64decode(v),
     "datetime": datetime.fromisoformat,
     "date": date.fromisoformat,
@@ -115,7 +117,7 @@ _DECODERS = {
 }
 
 
-def _from_json(node):
+def _from_json(node: Any) -> Any:
     if isinstance(node, list):
         return [_from_json(item) for item in node]
     if isinstance(node, dict):
@@ -133,25 +135,25 @@ def _from_json(node):
     return node
 
 
-class ReadOnlyDict(dict):
+class ReadOnlyDict(dict[str, Any]):
     """``event.payload``: a dict that refuses changes, so nobody mistakes a mutation for state."""
 
-    def _refuse(self, *args, **kwargs):
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("event.payload is read-only; return new state from a step instead")
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
     __ior__ = _refuse
 
 
-class ReadOnlyList(list):
-    def _refuse(self, *args, **kwargs):
+class ReadOnlyList(list[Any]):
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("event.payload is read-only; return new state from a step instead")
 
     __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = sort = reverse = _refuse
     __iadd__ = __imul__ = _refuse
 
 
-def freeze(value):
+def freeze(value: Any) -> Any:
     """A deep read-only copy of a decoded value (dicts and lists; scalars are immutable)."""
     if isinstance(value, dict):
         return ReadOnlyDict({key: freeze(item) for key, item in value.items()})
@@ -162,7 +164,7 @@ def freeze(value):
     return value
 
 
-def to_plain_json(value):
+def to_plain_json(value: Any) -> Any:
     """A JSON-ready copy for people and other programs (the API, the CLI, templates).
 
     Lossy on purpose, unlike ``encode``: datetimes and dates become ISO strings, Decimal and

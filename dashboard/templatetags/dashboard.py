@@ -1,7 +1,10 @@
 """Filters for the dashboard's templates: relative times, durations, JSON, status colours."""
 
+from __future__ import annotations
+
 import json
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -13,7 +16,7 @@ register = template.Library()
 
 
 @register.filter
-def reltime(moment):
+def reltime(moment: object) -> str:
     """'3 min ago' / 'in 2 h', with the exact time on hover (escaped by format_html)."""
     if not isinstance(moment, datetime):
         return "–"
@@ -32,7 +35,7 @@ def reltime(moment):
 
 
 @register.filter
-def duration(seconds):
+def duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     if seconds < 1:
@@ -47,16 +50,16 @@ def duration(seconds):
 
 
 @register.filter
-def pretty_json(value):
+def pretty_json(value: Any) -> str:
     """Indented JSON text; the template escapes it, so a workflow's output is never HTML."""
     return json.dumps(to_plain_json(value), indent=2, ensure_ascii=False, sort_keys=False)
 
 
 @register.filter
-def is_long(text, lines=12):
+def is_long(text: str, lines: int | str = 12) -> bool:
     return len(text) > 400 or text.count("\n") > int(lines)
 
 
 @register.simple_tag
-def status_badge(status):
+def status_badge(status: str) -> str:
     return format_html('<span class="badge s-{}">{}</span>', status, status)

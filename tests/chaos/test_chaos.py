@@ -42,6 +42,8 @@ def send_events(ids):
             except OperationalError:
                 connection.close()
                 time.sleep(0.5)
+        else:
+            raise AssertionError(f"{iid}: the event could not be sent in 20 tries")
 
 
 def check_every_effect_and_result(ids):
@@ -124,6 +126,7 @@ def test_workers_reconnect_after_postgresql_restarts_mid_run(settings, tmp_path)
     send_events(ids)
     try:
         time.sleep(2)
+        assert any(status != "complete" for status in statuses().values()), "instances are mid-run at the restart"
         version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True).stdout.split()[0]
         subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True, timeout=120

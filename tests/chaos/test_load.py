@@ -115,10 +115,12 @@ def test_a_thousand_concurrent_approvals_survive_a_killed_web_server_and_resume_
                     with urllib.request.urlopen(request, timeout=10) as response:
                         return json.loads(response.read())
                 except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                    failures.append(iid)
                     time.sleep(0.25)
             raise AssertionError(f"{iid}: no answer")
 
         done = []
+        failures = []  # requests that hit the killed server (and were retried)
 
         def killer():
             while len(done) < N // 3:
@@ -133,6 +135,7 @@ def test_a_thousand_concurrent_approvals_survive_a_killed_web_server_and_resume_
             for answer in pool.map(approve, ids):
                 done.append(answer)
         thread.join()
+        assert failures, "the web server was killed while approvals were in flight"
         # Every client retries once more after the fact: all of them are duplicates.
         with ThreadPoolExecutor(32) as pool:
             repeats = list(pool.map(approve, ids))

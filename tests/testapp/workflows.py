@@ -273,7 +273,10 @@ class LongStep(Workflow):
             time.sleep(event.payload.get("seconds", 4))
             return "done"
 
-        return await step.do("long", long)
+        result = await step.do("long", long)
+        if event.payload.get("then"):
+            await step.do("after", lambda: record(iid, "after") or "after")
+        return result
 
 
 class Trial(Workflow):

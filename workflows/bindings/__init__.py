@@ -17,6 +17,7 @@ Each process builds a binding once, on first use.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -30,19 +31,19 @@ _lock = threading.Lock()
 class Env:
     """Attribute access to the configured bindings (what ``self.env`` is in a workflow)."""
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         return binding(name)
 
-    def __dir__(self):
+    def __dir__(self) -> list[str]:
         return sorted(conf.get("BINDINGS"))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Env {', '.join(sorted(conf.get('BINDINGS'))) or '(no bindings)'}>"
 
 
-def binding(name: str):
+def binding(name: str) -> Any:
     configured = conf.get("BINDINGS")
     if name not in configured:
         known = ", ".join(sorted(configured)) or "none"

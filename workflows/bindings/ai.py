@@ -18,6 +18,7 @@ import io
 import json
 import urllib.request
 from collections import Counter
+from collections.abc import Sequence
 
 
 def _image_bytes(inputs: dict) -> bytes | None:
@@ -47,7 +48,7 @@ _NAMED_COLOURS = {
 }
 
 
-def _colour_name(rgb) -> str:
+def _colour_name(rgb: Sequence[int]) -> str:
     return min(
         _NAMED_COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(rgb, _NAMED_COLOURS[name], strict=True))
     )
@@ -107,7 +108,9 @@ class OpenAICompatibleAI:
 
     backend = "openai-compatible"
 
-    def __init__(self, base_url: str, api_key: str = "", model_map: dict | None = None, timeout: float = 120):
+    def __init__(
+        self, base_url: str, api_key: str = "", model_map: dict[str, str] | None = None, timeout: float = 120
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.model_map = model_map or {}

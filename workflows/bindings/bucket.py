@@ -8,7 +8,9 @@ listdir, get_modified_time.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, storages
@@ -18,7 +20,7 @@ from django.utils.module_loading import import_string
 class BucketObject:
     """What ``get`` returns: the body and its metadata."""
 
-    def __init__(self, key: str, body: bytes, uploaded: datetime | None):
+    def __init__(self, key: str, body: bytes, uploaded: datetime | None) -> None:
         self.key = key
         self._body = body
         self.size = len(body)
@@ -33,14 +35,14 @@ class BucketObject:
     def text(self) -> str:
         return self._body.decode("utf-8")
 
-    def json(self):
+    def json(self) -> Any:
         return json.loads(self._body)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<BucketObject {self.key} {self.size} bytes>"
 
 
-def check_key(key) -> str:
+def check_key(key: object) -> str:
     if (
         not isinstance(key, str)
         or not key
@@ -62,8 +64,8 @@ class StorageBucket:
         location: str | None = None,
         storage: str | None = None,
         backend: str | None = None,
-        backend_options: dict | None = None,
-    ):
+        backend_options: dict[str, Any] | None = None,
+    ) -> None:
         if storage:
             self.storage = storages[storage]
         elif backend:
@@ -81,7 +83,7 @@ class StorageBucket:
             body = fh.read()
         return BucketObject(key, body, self._modified(key))
 
-    def put(self, key: str, data) -> dict:
+    def put(self, key: str, data: Any) -> dict:
         """Store ``data`` (bytes, str, or a JSON-able value) under ``key``, replacing what was there."""
         check_key(key)
         if isinstance(data, str):
@@ -106,7 +108,7 @@ class StorageBucket:
         objects = [{"key": k, "size": self.storage.size(k), "uploaded": self._modified(k)} for k in keys[:limit]]
         return {"objects": objects, "truncated": len(keys) > limit}
 
-    def _walk(self, directory: str):
+    def _walk(self, directory: str) -> Iterator[str]:
         try:
             dirs, files = self.storage.listdir(directory)
         except FileNotFoundError:
@@ -116,7 +118,7 @@ class StorageBucket:
         for name in dirs:
             yield from self._walk(f"{directory}{name}/")
 
-    def _modified(self, key):
+    def _modified(self, key: str) -> datetime | None:
         try:
             return self.storage.get_modified_time(key).astimezone(UTC)
         except (NotImplementedError, OSError):

@@ -10,7 +10,10 @@ PostgreSQL alike. ``batch`` runs its statements in one transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connections, transaction
+from django.db.backends.utils import CursorWrapper
 
 
 def _placeholders(sql: str) -> tuple[str, int]:
@@ -33,7 +36,7 @@ def _placeholders(sql: str) -> tuple[str, int]:
 
 
 class Statement:
-    def __init__(self, db: Database, sql: str, params: tuple = ()):
+    def __init__(self, db: Database, sql: str, params: tuple[Any, ...] = ()) -> None:
         if not isinstance(sql, str) or not sql.strip():
             raise ValueError("prepare() needs a SQL string")
         self.db = db
@@ -41,7 +44,7 @@ class Statement:
         self._translated, self._expected = _placeholders(sql)
         self.params = params
 
-    def bind(self, *params) -> Statement:
+    def bind(self, *params: Any) -> Statement:
         if len(params) != self._expected:
             raise ValueError(
                 f"the statement has {self._expected} '?' placeholder(s) but bind() got {len(params)} value(s): "
@@ -49,7 +52,7 @@ class Statement:
             )
         return Statement(self.db, self.sql, params)
 
-    def _execute(self):
+    def _execute(self) -> CursorWrapper:
         if len(self.params) != self._expected:
             raise ValueError(
                 f"the statement has {self._expected} '?' placeholder(s); call bind() with that many values: {self.sql}"
@@ -67,7 +70,7 @@ class Statement:
                 "meta": {"rows_read": len(rows), "changes": max(cursor.rowcount, 0) if not rows else 0},
             }
 
-    def first(self, column: str | None = None):
+    def first(self, column: str | None = None) -> Any:
         with self._execute() as cursor:
             rows = _rows(cursor, limit=1)
         if not rows:
@@ -82,12 +85,12 @@ class Statement:
                 "meta": {"changes": max(cursor.rowcount, 0), "last_row_id": getattr(cursor, "lastrowid", None)},
             }
 
-    def raw(self) -> list[list]:
+    def raw(self) -> list[list[Any]]:
         with self._execute() as cursor:
             return [list(row) for row in cursor.fetchall()] if cursor.description else []
 
 
-def _rows(cursor, limit=None):
+def _rows(cursor: CursorWrapper, limit: int | None = None) -> list[dict[str, Any]]:
     if not cursor.description:
         return []
     names = [c[0] for c in cursor.description]
@@ -98,7 +101,7 @@ def _rows(cursor, limit=None):
 class Database:
     """Options: ``alias`` (a key of settings.DATABASES; default "default")."""
 
-    def __init__(self, alias: str = "default"):
+    def __init__(self, alias: str = "default") -> None:
         self.alias = alias
 
     def prepare(self, sql: str) -> Statement:

@@ -11,19 +11,26 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
+
+# A database job: the function, its arguments, and the future (with its loop) to settle.
+_Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 _STOP = object()
 
 
 class DatabaseBridge:
-    def __init__(self):
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._pending = 0  # touched only on the loop's thread
 
-    async def call(self, fn, *args, **kwargs):
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` on the serving thread and return (or raise) its result."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._pending += 1
         self._jobs.put((fn, args, kwargs, future, loop))
         try:
@@ -37,11 +44,11 @@ class DatabaseBridge:
         while self._pending:
             await asyncio.sleep(0.001)
 
-    def serve(self, coroutine_factory):
+    def serve(self, coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``coroutine_factory()`` on a loop in a helper thread; serve its jobs here until it ends."""
-        outcome = {}
+        outcome: dict[str, Any] = {}
 
-        def loop_thread():
+        def loop_thread() -> None:
             try:
                 outcome["result"] = asyncio.run(coroutine_factory())
             except BaseException as exc:  # noqa: BLE001 (handed to the caller below)
@@ -55,7 +62,7 @@ class DatabaseBridge:
             job = self._jobs.get()
             if job is _STOP:
                 break
-            fn, args, kwargs, future, loop = job
+            fn, args, kwargs, future, loop = cast(_Job, job)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:  # noqa: BLE001 (raised again on the loop, in the caller)
@@ -65,10 +72,10 @@ class DatabaseBridge:
         thread.join()
         if "error" in outcome:
             raise outcome["error"]
-        return outcome.get("result")
+        return cast(T, outcome.get("result"))
 
 
-def _settle(future, result, error):
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.cancelled():
         return
     if error is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from time import sleep
+from typing import Any
 
 import psycopg
 from django.db import connection
@@ -26,18 +27,18 @@ WAIT_SECONDS = 1.0
 
 
 class NotifyingORM(ORM):
-    def __init__(self, list_key: str | None = None):
+    def __init__(self, list_key: str | None = None) -> None:
         super().__init__(list_key)
-        self._listener = None
+        self._listener: psycopg.Connection[Any] | None = None
 
-    def enqueue(self, task):
+    def enqueue(self, task: str) -> int:
         pk = super().enqueue(task)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
         return pk
 
-    def dequeue(self):
+    def dequeue(self) -> list[tuple[int, str]] | None:
         claimed = self._claim()
         if claimed:
             return claimed
@@ -45,10 +46,10 @@ class NotifyingORM(ORM):
             sleep(Conf.POLL)
         return None
 
-    def _claim(self):
+    def _claim(self) -> list[tuple[int, str]]:
         """The ORM broker's claim: a compare-and-set on ``lock`` per row (another cluster may win)."""
         rows = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[: Conf.BULK]
-        claimed = []
+        claimed: list[tuple[int, str]] = []
         for row in rows:
             if self.get_connection().filter(id=row.id, lock=row.lock).update(lock=self.timeout(row)):
                 claimed.append((row.pk, row.payload))

@@ -30,7 +30,7 @@ class WorkflowEvent:
 
     def __init__(
         self, payload: Any, instance_id: str, workflow_name: str, timestamp: datetime, schedule: dict | None = None
-    ):
+    ) -> None:
         self._payload = freeze(payload)
         self.instance_id = instance_id
         self.workflow_name = workflow_name
@@ -48,7 +48,7 @@ class WorkflowEvent:
 class StepContext:
     """The optional argument of a step callback: ``ctx.attempt``, ``ctx.step.name/count``, ``ctx.config``."""
 
-    def __init__(self, name: str, count: int, attempt: int, config: dict):
+    def __init__(self, name: str, count: int, attempt: int, config: dict) -> None:
         self.step = SimpleNamespace(name=name, count=count)
         self.attempt = attempt
         self.config = config  # a fresh copy (storable_config): changing it changes nothing
@@ -89,7 +89,7 @@ def _sleep_target(when: datetime | float) -> datetime:
 class WorkflowStep:
     """The second argument of an ``async def run``: ``do``, ``sleep``, ``sleep_until``, ``wait_for_event``."""
 
-    def __init__(self, replay: ReplayPass):
+    def __init__(self, replay: ReplayPass) -> None:
         self._replay = replay
 
     async def do(self, name: str, fn: Callable, *, retries: dict | None = None, timeout: Any = None) -> Any:
@@ -118,7 +118,7 @@ class WorkflowStep:
 class SyncWorkflowStep:
     """The step API for a ``def run``: the same operations, blocking until each is done."""
 
-    def __init__(self, step: WorkflowStep, loop: asyncio.AbstractEventLoop):
+    def __init__(self, step: WorkflowStep, loop: asyncio.AbstractEventLoop) -> None:
         self._step = step
         self._loop = loop
 

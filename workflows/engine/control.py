@@ -34,7 +34,7 @@ class RunOutcome(StrEnum):
 class Suspend(BaseException):
     """Stop this pass; ``reason`` says why: "park", "pause", "handback" or "fatal"."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 

@@ -44,7 +44,7 @@ DONE = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.RETRYING)
 class FanOut:
     """The coordinator's side: hand steps out, watch them, take unclaimed ones back."""
 
-    def __init__(self, run: InstanceRun, *, hands_out: bool):
+    def __init__(self, run: InstanceRun, *, hands_out: bool) -> None:
         self.run = run
         self.hands_out = hands_out  # False in in-process test runs: every step runs here
         self.waiters: dict[int, asyncio.Future] = {}

@@ -77,7 +77,7 @@ def claimable(now: datetime) -> Q:
     )
 
 
-def claim(pk: int, now: datetime) -> Claim | None:
+def claim(pk: int, now: datetime) -> Claim[Lease] | None:
     """Take the instance if it has work and nobody holds it; load its steps for replay.
 
     Taking over a dead worker's lease counts a worker crash; the attempts it left running
@@ -163,7 +163,7 @@ def renew(lease: Lease | StepLease, now: datetime) -> bool:
     return bool(Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(lease_until=until, due_at=until))
 
 
-def claim_step(step_id: int, now: datetime, batch: int = 1) -> tuple[StepLease, Claim, set] | None:
+def claim_step(step_id: int, now: datetime, batch: int = 1) -> tuple[StepLease, Claim[StepLease], set] | None:
     """Take a queued step (or one whose worker died) to run it, plus up to ``batch - 1`` more
     queued steps of the same instance; returns (StepLease, Claim, target keys) or None."""
     token = uuid.uuid4().hex

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from workflows.engine.leases import (
     Lease,
@@ -28,7 +28,7 @@ from workflows.models import Attempt, Instance, Step
 from workflows.states import StepStatus
 
 
-def _step_row(lease: Lease | StepLease, row_id: int):
+def _step_row(lease: Lease | StepLease, row_id: int) -> QuerySet[Step]:
     """The step's row, fenced on the step lease when a fan-out worker writes it."""
     qs = Step.objects.filter(pk=row_id)
     return qs.filter(lease_token=lease.token) if isinstance(lease, StepLease) else qs
@@ -99,7 +99,7 @@ def _insert_step_fenced(lease: Lease, key: StepKey, seq: int, config: dict, now:
         f"attempt_started_at) SELECT %s, %s, %s, %s, %s, %s, %s{cast}, 1, %s, %s "
         f"WHERE {lease_check_sql(pause=True)} RETURNING id"
     )
-    params = [lease.pk, kind, name, occurrence, seq, StepStatus.RUNNING, json.dumps(config), now, now]
+    params: list[Any] = [lease.pk, kind, name, occurrence, seq, StepStatus.RUNNING, json.dumps(config), now, now]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, lease.pk, lease.token, False])
         found = cursor.fetchone()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.engine.bridge import DatabaseBridge
-from workflows.engine.leases import release_steps
+from workflows.engine.leases import StepLease, release_steps
 from workflows.engine.replay import InstanceRun, ReplayPass
 from workflows.engine.rows import Claim, StepKey
 from workflows.states import StepStatus
@@ -19,7 +19,7 @@ from workflows.states import StepStatus
 class RemoteRun(InstanceRun):
     """A fan-out worker's run: replays only to execute its claimed steps for the coordinator."""
 
-    def __init__(self, claim: Claim, bridge: DatabaseBridge, target_keys: set[StepKey]):
+    def __init__(self, claim: Claim[StepLease], bridge: DatabaseBridge, target_keys: set[StepKey]) -> None:
         self.target_keys = set(target_keys)
         super().__init__(claim, bridge)
 
@@ -37,6 +37,11 @@ class RemoteRun(InstanceRun):
         return False  # the coordinator decides when the instance stops
 
     async def main(self) -> str:
+        if self.workflow_cls is None:
+            # This process's code does not know the workflow (a deploy in progress): give the
+            # steps back at once so a worker that knows it, or the coordinator, runs them.
+            await self.db(release_steps, self.lease)
+            return f"workflow {self.instance.workflow_name!r} is not registered in this process; steps released"
         return await self.replay_once()
 
     async def conclude(self, replay: ReplayPass, outcome: str, value: Any) -> str:

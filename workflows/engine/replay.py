@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from workflows import clock, conf, overrides
 from workflows.bindings import env
@@ -37,7 +37,7 @@ from workflows.engine import parking, steps, waits
 from workflows.engine.bridge import DatabaseBridge
 from workflows.engine.context import SyncWorkflowStep, WorkflowEvent, WorkflowStep
 from workflows.engine.control import Abandon, RunOutcome, Suspend, draining
-from workflows.engine.leases import LeaseLost, PauseRequested
+from workflows.engine.leases import Lease, LeaseLost, PauseRequested, StepLease
 from workflows.engine.rows import Claim, StepKey
 from workflows.engine.threads import call_in_thread, callback_pool
 from workflows.error_records import error_record, public_error
@@ -47,6 +47,7 @@ from workflows.logs import fields
 from workflows.values import decode, encode_limited
 
 if TYPE_CHECKING:
+    from workflows.definition import Workflow
     from workflows.engine.fanout import FanOut
 
 log = logging.getLogger("workflows.engine")
@@ -57,7 +58,9 @@ MAX_REPLAYS_PER_TASK = 200
 class InstanceRun:
     """One claim of one instance: replays ``run()`` until there is nothing left to do now."""
 
-    def __init__(self, claim: Claim, bridge: DatabaseBridge, *, inline_callbacks: bool = False):
+    def __init__(
+        self, claim: Claim[Lease] | Claim[StepLease], bridge: DatabaseBridge, *, inline_callbacks: bool = False
+    ) -> None:
         self.claim = claim
         self.lease = claim.lease
         self.instance = claim.instance
@@ -174,7 +177,7 @@ class InstanceRun:
 class ReplayPass:
     """One pass of ``run()`` from the top, with the bookkeeping that lives only that long."""
 
-    def __init__(self, run: InstanceRun, loop: asyncio.AbstractEventLoop):
+    def __init__(self, run: InstanceRun, loop: asyncio.AbstractEventLoop) -> None:
         self.run = run
         self.counters: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.do_calls = 0
@@ -186,7 +189,9 @@ class ReplayPass:
         self.idle.set()
         self.never = loop.create_future()  # what a parked branch awaits
         self.quiet = loop.create_future()  # resolved once every branch is parked or done
-        self.async_run = run.workflow_cls.is_async()
+        # Not None: InstanceRun.main errors the instance of an unregistered workflow before any pass.
+        self.workflow_cls = cast("type[Workflow]", run.workflow_cls)
+        self.async_run = self.workflow_cls.is_async()
 
     async def execute(self) -> tuple[str, Any]:
         """Run ``run()``: ("complete", output), ("error", exc), ("suspend", reason) or ("abandon", None).
@@ -221,7 +226,7 @@ class ReplayPass:
             instance.schedule,
         )
         CURRENT_INSTANCE.set((instance.workflow_name, instance.instance_id))
-        workflow = self.run.workflow_cls()
+        workflow = self.workflow_cls()
         workflow.env = env
         step = WorkflowStep(self)
         if self.async_run:

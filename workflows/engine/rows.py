@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workflows.models import Step
 
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 # (kind, name, occurrence): how a step is memoised.
 StepKey = tuple[str, str, int]
+
+# A claim of the instance (Lease) or of handed-out steps (StepLease).
+LeaseT = TypeVar("LeaseT", bound="Lease | StepLease")
 
 
 @dataclass
@@ -41,10 +44,10 @@ class StepRow:
 
 
 @dataclass
-class Claim:
+class Claim(Generic[LeaseT]):
     """What a worker holds after claiming: its lease, the instance row and its steps."""
 
-    lease: Lease | StepLease
+    lease: LeaseT
     instance: Instance
     steps: dict[StepKey, StepRow] = field(default_factory=dict)
     max_seq: int = 0

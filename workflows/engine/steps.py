@@ -38,6 +38,7 @@ from workflows.errors import (
     NonRetryableError,
     NotSerialisable,
     ValueTooLarge,
+    WorkflowError,
     WorkflowFatalError,
     WorkflowInternalError,
     WorkflowTimeoutError,
@@ -99,7 +100,7 @@ def frozen_config(name: str, row: StepRow | None, retries: dict | None, timeout:
 class StepCall:
     """One step.do being executed in this process: its attempts until it succeeds, waits or fails."""
 
-    def __init__(self, replay: ReplayPass, key: StepKey, row: StepRow | None, config: dict, fn: Callable):
+    def __init__(self, replay: ReplayPass, key: StepKey, row: StepRow | None, config: dict, fn: Callable) -> None:
         self.replay = replay
         self.run = replay.run
         self.key = key
@@ -124,7 +125,7 @@ class StepCall:
                 "%s: step %r attempt %d was interrupted by a worker crash", self.run.label, self.name, row.attempts,
                 **self.run.log_fields(self.name, row.attempts),
             )  # fmt: skip
-            error = WorkflowInternalError(INTERRUPTED["message"])
+            error: WorkflowError = WorkflowInternalError(INTERRUPTED["message"])
             await self._after_failure(error, "", record_attempt=False, retry_now=True)
         while True:
             ctx = await self._begin_attempt(steal=steal)

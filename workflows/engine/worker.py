@@ -20,6 +20,8 @@ import multiprocessing
 import signal
 import threading
 import time
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import psutil
 from django.db import Error as DatabaseFailure
@@ -28,6 +30,9 @@ from django.db import connections
 from workflows import conf
 from workflows.engine import control
 from workflows.engine.dispatcher import run_dispatcher
+
+if TYPE_CHECKING:
+    from django_q.cluster import Cluster
 
 log = logging.getLogger("workflows.worker")
 
@@ -52,7 +57,7 @@ def run_worker(workers: int | None = None) -> None:
     connections.close_all()  # never share a connection with forked children
     cluster = Cluster(get_broker())
 
-    def request_stop(signum, frame):
+    def request_stop(signum: int, frame: FrameType | None) -> None:
         log.info("worker: %s received, shutting down", signal.Signals(signum).name)
         stop.set()
 
@@ -75,7 +80,7 @@ def run_worker(workers: int | None = None) -> None:
         log.info("worker: stopped")
 
 
-def shut_down(cluster, grace: float) -> None:
+def shut_down(cluster: Cluster, grace: float) -> None:
     """Drain and stop the cluster within ``grace`` seconds, whatever state its processes are in."""
     control.DRAIN_FLAG.value = 1
     # A SIGTERM sent to the whole process group (systemd, Ctrl-C) reaches the children too;

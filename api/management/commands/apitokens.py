@@ -1,7 +1,11 @@
 """``python manage.py apitokens create|list|revoke``: API tokens for scripts and other services."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from api.models import ApiToken
 
@@ -9,7 +13,7 @@ from api.models import ApiToken
 class Command(BaseCommand):
     help = "Create (shown once), list and revoke API tokens."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="action")
         create = sub.add_parser("create", help="create a token for a user; the secret is printed once")
         create.add_argument("username")
@@ -19,7 +23,7 @@ class Command(BaseCommand):
         revoke = sub.add_parser("revoke", help="revoke a token by its prefix (see list)")
         revoke.add_argument("prefix")
 
-    def handle(self, *args, action=None, **options):
+    def handle(self, *args: Any, action: str | None = None, **options: Any) -> None:
         if action == "create":
             user = get_user_model().objects.filter(username=options["username"]).first()
             if user is None:
@@ -35,8 +39,8 @@ class Command(BaseCommand):
                 state = "revoked" if t.revoked_at else "active"
                 self.stdout.write(f"{t.prefix}…  {t.user.username:<16} {state:<8} {t.name}")
         elif action == "revoke":
-            token = ApiToken.objects.filter(prefix=options["prefix"].rstrip("…")).first()
-            if token is None:
+            found = ApiToken.objects.filter(prefix=options["prefix"].rstrip("…")).first()
+            if found is None:
                 raise CommandError(f"no token with prefix {options['prefix']!r}")
-            token.revoke()
-            self.stdout.write(f"Revoked {token.prefix}….")
+            found.revoke()
+            self.stdout.write(f"Revoked {found.prefix}….")

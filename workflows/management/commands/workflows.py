@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from workflows import cli
 
@@ -10,7 +12,7 @@ from workflows import cli
 class Command(BaseCommand):
     help = "Durable workflows: `worker` runs the workers; list, describe, trigger and instances operate them."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="command", required=True, metavar="command")
         worker = sub.add_parser("worker", help="run django-q2 workers plus the dispatcher (timers, recovery)")
         worker.add_argument(
@@ -20,7 +22,7 @@ class Command(BaseCommand):
         demo.add_argument("--port", type=int, default=8000)
         cli.add_arguments(sub)
 
-    def handle(self, *args, command=None, **options):
+    def handle(self, *args: Any, command: str | None = None, **options: Any) -> None:
         if command == "worker":
             from workflows.engine.worker import run_worker
 
