@@ -76,6 +76,12 @@ SCHEMAS = {
             "output": {},
             "event_type": {"type": "string"},
             "event": {},
+            "run": {"type": "integer", "minimum": 1, "description": "the run it belongs to (1 + restarts before it)"},
+            "earlier_runs": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Step"},
+                "description": "the same step in runs a restart replaced, with their attempts and errors",
+            },
         },
     },
     "Instance": {
@@ -90,7 +96,9 @@ SCHEMAS = {
                     "started_at": NULLABLE_TIME,
                     "paused_at": NULLABLE_TIME,
                     "wake_at": NULLABLE_TIME,
+                    "run": {"type": "integer", "minimum": 1},
                     "steps": {"type": "array", "items": {"$ref": "#/components/schemas/Step"}},
+                    "earlier_steps": {"type": "array", "items": {"$ref": "#/components/schemas/Step"}},
                     "step_count": {"type": "integer"},
                     "events": {"type": "array", "items": {"type": "object"}},
                 },

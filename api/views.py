@@ -199,6 +199,7 @@ def instance_detail(request: HttpRequest, name: str, instance_id: str) -> ApiRes
     if simple == "true":
         story["step_count"] = len(story.pop("steps"))
         story.pop("events")
+        story.pop("earlier_steps")
     return 200, story
 
 

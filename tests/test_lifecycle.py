@@ -170,3 +170,68 @@ def steps_and_row(instance):
     if step is None:
         return None
     return StepRow(step.id, step.kind, step.name, step.occurrence, step.seq, step.status, attempts=step.attempts)
+
+
+# --------------------------------------------------------------------------- history is kept
+
+
+def test_retrying_from_the_failed_step_keeps_its_failed_attempts_as_an_earlier_run():
+    from tests.testapp.ledger import ledger_dir
+
+    instance = start("t-fixable", id="fix-history")
+    assert run(instance)["status"] == "errored"
+    open(f"{ledger_dir()}/fix-history.fixed", "w").close()
+    instance.restart(from_step=instance.failed_step())
+    assert run(instance)["output"] == ["prepared", "done"]
+    story = instance.describe()
+    assert story["run"] == 2
+    call = next(s for s in story["steps"] if s["name"] == "call")
+    assert (call["status"], call["run"], [a["success"] for a in call["attempts"]]) == ("succeeded", 2, [True])
+    (earlier,) = call["earlier_runs"]
+    assert (earlier["run"], earlier["status"]) == (1, "failed")
+    assert [a["error"]["name"] for a in earlier["attempts"]] == ["ConnectionError", "ConnectionError"]
+    assert all("the service is down" in a["traceback"] for a in earlier["attempts"])
+    prepare = next(s for s in story["steps"] if s["name"] == "prepare")
+    assert (prepare["run"], prepare["earlier_runs"]) == (2, []), "a kept step moves to the new run"
+    assert count(instance.id, "prepare") == 1
+
+
+def test_restarting_from_scratch_keeps_the_whole_earlier_run_as_history():
+    instance = start("t-memo")
+    run(instance)
+    later(seconds=1)
+    instance.restart()
+    story = instance.describe()
+    assert story["run"] == 2 and story["steps"] == []
+    assert [(s["name"], s["run"], s["status"]) for s in story["earlier_steps"]] == [
+        ("a", 1, "succeeded"), ("n", 1, "succeeded"), ("nap", 1, "succeeded"),
+    ]  # fmt: skip
+    run(instance)
+    later(seconds=1)
+    assert instance.status()["status"] == "complete"
+    assert [len(s["earlier_runs"]) for s in instance.describe()["steps"]] == [1, 1, 1]
+
+
+def test_a_terminated_instance_leaves_no_step_waiting_or_retrying():
+    waiter, flaky = start("t-waiter"), start("t-flaky", {"fail": 5, "retries": {"limit": 5, "delay": 60}})
+    run()
+    assert [s.status for s in steps_of(waiter)] == ["waiting"] and [s.status for s in steps_of(flaky)] == ["retrying"]
+    waiter.terminate()
+    flaky.terminate()
+    assert [s.status for s in steps_of(waiter)] == ["cancelled"] and [s.status for s in steps_of(flaky)] == ["cancelled"]
+    assert all(s.ended_at is not None for s in steps_of(waiter) + steps_of(flaky))
+    later(hours=2)
+    assert (waiter.status()["status"], flaky.status()["status"]) == ("terminated", "terminated")
+
+
+def test_restarting_a_terminated_instance_from_an_earlier_step_reruns_what_was_cancelled():
+    instance = start("t-waiter", {"waits": 2})
+    run(instance)
+    instance.send_event("go", 1)
+    run(instance)
+    instance.terminate()
+    instance.restart(from_step="wait 1")
+    assert [s["status"] for s in instance.describe()["steps"]] == ["succeeded"]
+    assert run(instance)["status"] == "waiting"
+    instance.send_event("go", 2)
+    assert run(instance)["output"] == [1, 2]

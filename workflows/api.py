@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 
 from workflows import clock, conf
 from workflows.definition import lookup, registered
@@ -24,7 +24,7 @@ from workflows.errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from workflows.history import TERMINATED, record_interrupted
+from workflows.history import RESTARTED, TERMINATED, cancel_open_steps
 from workflows.lineage import parent_columns
 from workflows.models import Event, Instance, Step
 from workflows.states import FINISHED, Status, StepKind, StepStatus
@@ -302,7 +302,14 @@ class InstanceHandle:
 
     def failed_step(self) -> tuple[str, int] | None:
         """(name, count) of the step whose final failure errored the instance, if any."""
-        step = Step.objects.filter(instance_id=self._pk, status=StepStatus.FAILED).order_by("-seq").first()
+        step = (
+            Step.objects.filter(
+                instance_id=self._pk, run_number=Subquery(Instance.objects.filter(pk=self._pk).values("run_number")[:1])
+            )
+            .filter(status=StepStatus.FAILED)
+            .order_by("-seq")
+            .first()
+        )
         return (step.name, step.occurrence) if step else None
 
     def terminate(self) -> None:
@@ -325,7 +332,8 @@ class InstanceHandle:
                 pause_requested=False,
                 updated_at=now,
             )
-            record_interrupted(Step.objects.filter(instance_id=self._pk, status=StepStatus.RUNNING), now, TERMINATED)
+            current = Step.objects.filter(instance_id=self._pk, run_number=instance.run_number)
+            cancel_open_steps(current, now, TERMINATED)
 
     def restart(self, from_step: str | tuple[str, int] | None = None) -> None:
         """Run the instance again with the same id and params.
@@ -336,16 +344,21 @@ class InstanceHandle:
         """
         now = clock.now()
         with transaction.atomic():
-            self._row(lock=True)
+            instance = self._row(lock=True)
+            current = Step.objects.filter(instance_id=self._pk, run_number=instance.run_number)
+            kept: list[int] = []
             if from_step is None:
                 Event.objects.filter(instance_id=self._pk).delete()
-                Step.objects.filter(instance_id=self._pk).delete()
             else:
-                target = self._find_step(from_step)
-                doomed = Step.objects.filter(instance_id=self._pk, seq__gte=target.seq)
-                Event.objects.filter(consumed_by__in=doomed).delete()
-                doomed.delete()
+                target = self._find_step(from_step, instance.run_number)
+                finished_before = current.filter(seq__lt=target.seq).exclude(status=StepStatus.CANCELLED)
+                kept = list(finished_before.values_list("pk", flat=True))
+                Event.objects.filter(consumed_by__in=current.exclude(pk__in=kept)).delete()
+            # The replaced steps stay in this run, as history; the kept ones move to the next.
+            cancel_open_steps(current.exclude(pk__in=kept), now, RESTARTED)
+            Step.objects.filter(pk__in=kept).update(run_number=instance.run_number + 1)
             Instance.objects.filter(pk=self._pk).update(
+                run_number=instance.run_number + 1,
                 status=Status.QUEUED,
                 output=None,
                 error=None,
@@ -361,14 +374,14 @@ class InstanceHandle:
             )
             kick(self._pk)
 
-    def _find_step(self, from_step: object) -> Step:
+    def _find_step(self, from_step: object, run_number: int) -> Step:
         if isinstance(from_step, (tuple, list)) and len(from_step) == 2:
             name, count = from_step
         else:
             name, count = from_step, 1
         if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise WorkflowError(f"from_step must be a step name or (name, count) with count >= 1, got {from_step!r}")
-        candidates = Step.objects.filter(instance_id=self._pk, name=name, occurrence=count)
+        candidates = Step.objects.filter(instance_id=self._pk, run_number=run_number, name=name, occurrence=count)
         step = candidates.filter(kind=StepKind.DO).first() or candidates.order_by("seq").first()
         if step is None:
             raise InvalidState(

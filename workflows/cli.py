@@ -193,7 +193,7 @@ def _instances_list(options: dict[str, Any], out: SupportsWrite[str]) -> None:
 
 
 def _short(value: Any, limit: int = 200) -> str:
-    text = json.dumps(to_plain_json(value), ensure_ascii=False)
+    text = json.dumps(to_plain_json(value, for_people=True), ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -204,6 +204,8 @@ def _instances_describe(options: dict[str, Any], out: SupportsWrite[str]) -> Non
     w = out.write
     w(f"{story['workflow']}/{story['id']}  {story['status'].upper()}\n")
     w(f"  created {story['created_at']:%Y-%m-%d %H:%M:%S} UTC ({_ago(story['created_at'])})\n")
+    if story["run"] > 1:
+        w(f"  run     {story['run']} (restarted {story['run'] - 1} time(s); earlier runs under their steps)\n")
     w(f"  params  {_short(story['params'])}\n")
     if story["status"] == Status.COMPLETE:
         w(f"  output  {_short(story['output'])}\n")
@@ -214,26 +216,39 @@ def _instances_describe(options: dict[str, Any], out: SupportsWrite[str]) -> Non
         w("  (none yet)\n")
     for step in story["steps"]:
         w(f"  {step['seq']:>3}. {step['kind']:<15} {step['name']}-{step['count']}  {step['status']}\n")
-        if step["kind"] == "do":
-            for a in step["attempts"]:
-                state = (
-                    "ok"
-                    if a["success"]
-                    else ("running" if a["success"] is None else f"{a['error']['name']}: {a['error']['message']}")
-                )
-                retry = f" (retry in {a['retry_delay']:g}s)" if a["retry_delay"] else ""
-                w(f"         attempt {a['number']}: {state}{retry}\n")
-            if step["status"] == StepStatus.SUCCEEDED:
-                w(f"         output: {_short(step['output'])}\n")
-        elif step["kind"] == "sleep" and step["status"] != StepStatus.SUCCEEDED:
-            w(f"         until {step['wake_at']:%Y-%m-%d %H:%M:%S} UTC\n")
-        elif step["kind"] == "wait_for_event":
-            if step["status"] == StepStatus.SUCCEEDED:
-                w(f"         received {step['event_type']}: {_short(step['event']['payload'])}\n")
-            elif step["status"] == StepStatus.WAITING:
-                w(f"         waiting for {step['event_type']!r} until {step['timeout_at']:%Y-%m-%d %H:%M:%S} UTC\n")
-        if step["error"] and step["status"] == "failed":
-            w(f"         failed: {step['error']['name']}: {step['error']['message']}\n")
+        _step_details(step, w, indent="         ")
+        for earlier in step["earlier_runs"]:
+            w(f"         earlier run {earlier['run']}: {earlier['status']}\n")
+            _step_details(earlier, w, indent="           ")
+    if story["earlier_steps"]:
+        w("\nSteps of earlier runs not reached in this one\n")
+        for step in story["earlier_steps"]:
+            w(f"  run {step['run']}  {step['kind']:<15} {step['name']}-{step['count']}  {step['status']}\n")
+
+
+def _step_details(step: dict[str, Any], w: Callable[[str], Any], indent: str) -> None:
+    """What a step did: its attempts and output, its wake time, its event, its final error."""
+    if step["kind"] == "do":
+        for a in step["attempts"]:
+            if a["success"]:
+                state = "ok"
+            elif a["success"] is None:
+                state = "running"
+            else:
+                state = f"{a['error']['name']}: {a['error']['message']}"
+            retry = f" (retry in {a['retry_delay']:g}s)" if a["retry_delay"] else ""
+            w(f"{indent}attempt {a['number']}: {state}{retry}\n")
+        if step["status"] == StepStatus.SUCCEEDED:
+            w(f"{indent}output: {_short(step['output'])}\n")
+    elif step["kind"] == "sleep" and step["status"] == StepStatus.SLEEPING:
+        w(f"{indent}until {step['wake_at']:%Y-%m-%d %H:%M:%S} UTC\n")
+    elif step["kind"] == "wait_for_event":
+        if step["status"] == StepStatus.SUCCEEDED:
+            w(f"{indent}received {step['event_type']}: {_short(step['event']['payload'])}\n")
+        elif step["status"] == StepStatus.WAITING:
+            w(f"{indent}waiting for {step['event_type']!r} until {step['timeout_at']:%Y-%m-%d %H:%M:%S} UTC\n")
+    if step["error"] and step["status"] == StepStatus.FAILED:
+        w(f"{indent}failed: {step['error']['name']}: {step['error']['message']}\n")
 
 
 def _send_event(options: dict[str, Any], out: SupportsWrite[str]) -> None:

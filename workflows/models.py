@@ -51,6 +51,9 @@ class Instance(models.Model):
     # Set when a step of another instance created this one (the parent-child pattern).
     parent_workflow = models.CharField(max_length=64, null=True)
     parent_instance_id = models.CharField(max_length=100, null=True)
+    # Which run of the instance is current: 1, then one more after each restart. Steps of
+    # earlier runs are kept (with their attempts) as history; replay reads only this run's.
+    run_number = models.PositiveIntegerField(default=1)
     # {"cron", "scheduled_time"} for instances created by a workflow's cron schedule.
     schedule = models.JSONField(null=True)
 
@@ -76,6 +79,9 @@ class Step(models.Model):
     """A step.do, sleep or wait_for_event, memoised by (kind, name, occurrence)."""
 
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="steps")
+    # The run it belongs to (Instance.run_number). A restart moves the steps it keeps to the
+    # new run and leaves the others in the old one, as history.
+    run_number = models.PositiveIntegerField(default=1)
     kind = models.CharField(max_length=8, choices=StepKind.choices)
     name = models.CharField(max_length=256)
     occurrence = models.IntegerField()
@@ -100,7 +106,9 @@ class Step(models.Model):
     class Meta:
         db_table = "wf_step"
         constraints = [
-            models.UniqueConstraint(fields=["instance", "kind", "name", "occurrence"], name="wf_step_unique_key"),
+            models.UniqueConstraint(
+                fields=["instance", "run_number", "kind", "name", "occurrence"], name="wf_step_unique_key"
+            ),
         ]
         indexes = [
             models.Index(fields=["instance", "status"], name="wf_step_pending"),

@@ -180,16 +180,38 @@ def _attempt_stories(step: Step) -> list[dict]:
     return attempts
 
 
+def _steps_by_run(instance: Instance) -> tuple[list[dict], list[dict]]:
+    """The current run's steps, each with the same step's earlier runs (a restart replaced
+    them: their attempts and errors are kept), and the earlier steps no current step matches."""
+    rows = (
+        Step.objects.filter(instance=instance)
+        .order_by("run_number", "seq")
+        .prefetch_related(Prefetch("attempt_rows", queryset=Attempt.objects.order_by("number")))
+    )
+    current: dict[tuple, dict] = {}
+    earlier: list[tuple[tuple, dict]] = []
+    for row in rows:
+        story = {**_step_story(row), "run": row.run_number, "earlier_runs": []}
+        key = (row.kind, row.name, row.occurrence)
+        if row.run_number == instance.run_number:
+            current[key] = story
+        else:
+            earlier.append((key, story))
+    unmatched = []
+    for key, story in earlier:
+        if key in current:
+            current[key]["earlier_runs"].append(story)
+        else:
+            unmatched.append(story)
+    return sorted(current.values(), key=lambda s: s["seq"]), unmatched
+
+
 def describe_instance(workflow: str, instance_id: str) -> dict | None:
     """Everything known about one instance: params, status, output, steps with attempts, events."""
     instance = Instance.objects.filter(workflow_name=workflow, instance_id=instance_id).first()
     if instance is None:
         return None
-    steps = (
-        Step.objects.filter(instance=instance)
-        .order_by("seq")
-        .prefetch_related(Prefetch("attempt_rows", queryset=Attempt.objects.order_by("number")))
-    )
+    steps, earlier_steps = _steps_by_run(instance)
     events = Event.objects.filter(instance=instance).select_related("consumed_by").order_by("pk")
     children = list(
         Instance.objects.filter(parent_workflow=instance.workflow_name, parent_instance_id=instance.instance_id)
@@ -208,7 +230,9 @@ def describe_instance(workflow: str, instance_id: str) -> dict | None:
         "started_at": instance.started_at,
         "paused_at": instance.paused_at,
         "wake_at": instance.wake_at if instance.status == Status.WAITING else None,
-        "steps": [_step_story(s) for s in steps],
+        "run": instance.run_number,
+        "steps": steps,
+        "earlier_steps": earlier_steps,
         "events": [
             {
                 "type": e.type,

@@ -48,6 +48,7 @@ class StepStatus(models.TextChoices):
     WAITING = "waiting"  # a wait_for_event with its deadline in wake_at
     SUCCEEDED = "succeeded"  # result stored (a sleep that ended, a received event)
     FAILED = "failed"  # final error stored and re-raised on every replay
+    CANCELLED = "cancelled"  # never finished: the instance was terminated or restarted meanwhile (history)
 
 
 # Steps that hold a timer (wake_at) the instance parks on.

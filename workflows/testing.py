@@ -35,7 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Min, Q
+from django.db.models import F, Min, Q
 
 from workflows import clock, overrides, tasks
 from workflows.engine.control import RunOutcome
@@ -430,6 +430,7 @@ class InstanceIntrospector:
         return Step.objects.filter(
             instance__workflow_name=self.workflow_name,
             instance__instance_id=self.instance_id,
+            run_number=F("instance__run_number"),  # the current run, not steps a restart replaced
             kind=kind,
             name=name,
             occurrence=index,

@@ -164,23 +164,26 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def to_plain_json(value: Any) -> Any:
+def to_plain_json(value: Any, *, for_people: bool = False) -> Any:
     """A JSON-ready copy for people and other programs (the API, the CLI, templates).
 
     Lossy on purpose, unlike ``encode``: datetimes and dates become ISO strings, Decimal and
     UUID strings, bytes base64 text, tuples lists, registered types their text form.
+    ``for_people`` shows bytes as ``"<12,345 bytes>"`` instead (an image is not read as base64).
     """
     if value is None or isinstance(value, (bool, str, int, float)):
         return value
     if isinstance(value, dict):
-        return {str(k): to_plain_json(v) for k, v in value.items()}
+        return {str(k): to_plain_json(v, for_people=for_people) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_plain_json(v) for v in value]
+        return [to_plain_json(v, for_people=for_people) for v in value]
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, (Decimal, uuid.UUID)):
         return str(value)
     if isinstance(value, (bytes, bytearray)):
+        if for_people:
+            return f"<{len(value):,} bytes>"
         return base64.b64encode(bytes(value)).decode("ascii")
     extra = _EXTRA_TYPES.get(type(value))
     if extra is not None:

@@ -61,10 +61,12 @@ def _insert_wait_fenced(
 ) -> StepRow:
     kind, name, occurrence = key
     sql = (
-        "INSERT INTO wf_step (instance_id, kind, name, occurrence, seq, status, attempts, started_at, wake_at, "
-        f"event_type) SELECT %s, %s, %s, %s, %s, %s, 0, %s, %s, %s WHERE {lease_check_sql()} RETURNING id"
+        "INSERT INTO wf_step (instance_id, run_number, kind, name, occurrence, seq, status, attempts, started_at, "
+        f"wake_at, event_type) SELECT %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s WHERE {lease_check_sql()} RETURNING id"
     )
-    params: list[Any] = [lease.pk, kind, name, occurrence, seq, StepStatus.WAITING, now, deadline, event_type]
+    params: list[Any] = [
+        lease.pk, lease.run_number, kind, name, occurrence, seq, StepStatus.WAITING, now, deadline, event_type,
+    ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, lease.pk, lease.token])
         found = cursor.fetchone()

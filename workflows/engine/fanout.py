@@ -149,8 +149,8 @@ def queue_remote_step(
         fence(lease, now, check_pause=True)
         if row is None:
             step = Step.objects.create(
-                instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
-                status=StepStatus.QUEUED, config=config, attempts=0, started_at=now,
+                instance_id=lease.pk, run_number=lease.run_number, kind=kind, name=name, occurrence=occurrence,
+                seq=seq, status=StepStatus.QUEUED, config=config, attempts=0, started_at=now,
             )  # fmt: skip
             row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.QUEUED, config=config)
         else:

@@ -53,6 +53,7 @@ class Lease:
     token: str
     events_version: int
     crashes: int = 0  # worker crashes before this claim; reset by the first step that succeeds
+    run_number: int = 1  # the instance's current run: new steps are recorded in it
 
 
 @dataclass
@@ -108,7 +109,7 @@ def claim(pk: int, now: datetime) -> Claim[Lease] | None:
     instance = Instance.objects.filter(pk=pk, lease_token=token).first()
     if instance is None:
         return None  # taken over again in between (only if this worker stalled a whole lease)
-    rows, max_seq = load_steps(pk)
+    rows, max_seq = load_steps(pk, instance.run_number)
     # A running step is a dead worker's, unless another worker runs it now (fan-out lease).
     interrupted = [
         row.id
@@ -117,7 +118,8 @@ def claim(pk: int, now: datetime) -> Claim[Lease] | None:
     ]
     if interrupted:
         record_interrupted(Step.objects.filter(pk__in=interrupted), now)
-    return Claim(Lease(pk, token, instance.events_version, instance.worker_crashes), instance, rows, max_seq)
+    lease = Lease(pk, token, instance.events_version, instance.worker_crashes, instance.run_number)
+    return Claim(lease, instance, rows, max_seq)
 
 
 def lease_check_sql(*, pause: bool = False) -> str:
@@ -190,7 +192,7 @@ def claim_step(step_id: int, now: datetime, batch: int = 1) -> tuple[StepLease, 
             )
             Step.objects.filter(pk__in=more, lease_token__isnull=True).update(lease_token=token, lease_until=until)
         record_interrupted(Step.objects.filter(lease_token=token, status=StepStatus.RUNNING), now)
-        rows, max_seq = load_steps(step.instance_id)
+        rows, max_seq = load_steps(step.instance_id, step.instance.run_number)
         targets = {key for key, row in rows.items() if row.lease_token == token}
     lease = StepLease(step_id, step.instance_id, token)
     return lease, Claim(lease, step.instance, rows, max_seq), targets

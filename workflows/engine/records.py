@@ -74,11 +74,9 @@ def begin_attempt(
             row.attempts += 1
             row.status = StepStatus.RUNNING
         elif row is None:
-            step = Step.objects.create(
-                instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq,
-                status=StepStatus.RUNNING, config=config, attempts=1, started_at=now, attempt_started_at=now,
-            )  # fmt: skip
-            row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.RUNNING, config=config, attempts=1)
+            # Only the instance's own worker (a Lease) records new steps; a fan-out worker
+            # runs steps its coordinator recorded.
+            raise LeaseLost()
         else:
             row.attempts += 1
             row.status = StepStatus.RUNNING
@@ -95,11 +93,13 @@ def _insert_step_fenced(lease: Lease, key: StepKey, seq: int, config: dict, now:
     kind, name, occurrence = key
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
     sql = (
-        "INSERT INTO wf_step (instance_id, kind, name, occurrence, seq, status, config, attempts, started_at, "
-        f"attempt_started_at) SELECT %s, %s, %s, %s, %s, %s, %s{cast}, 1, %s, %s "
+        "INSERT INTO wf_step (instance_id, run_number, kind, name, occurrence, seq, status, config, attempts, "
+        f"started_at, attempt_started_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s{cast}, 1, %s, %s "
         f"WHERE {lease_check_sql(pause=True)} RETURNING id"
     )
-    params: list[Any] = [lease.pk, kind, name, occurrence, seq, StepStatus.RUNNING, json.dumps(config), now, now]
+    params: list[Any] = [
+        lease.pk, lease.run_number, kind, name, occurrence, seq, StepStatus.RUNNING, json.dumps(config), now, now,
+    ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, lease.pk, lease.token, False])
         found = cursor.fetchone()
@@ -175,8 +175,8 @@ def begin_sleep(lease: Lease, key: StepKey, seq: int, wake_at: datetime, now: da
     with transaction.atomic():
         fence(lease, now)
         step = Step.objects.create(
-            instance_id=lease.pk, kind=kind, name=name, occurrence=occurrence, seq=seq, status=status,
-            wake_at=wake_at, started_at=now, ended_at=now if done else None,
+            instance_id=lease.pk, run_number=lease.run_number, kind=kind, name=name, occurrence=occurrence,
+            seq=seq, status=status, wake_at=wake_at, started_at=now, ended_at=now if done else None,
         )  # fmt: skip
     return StepRow(step.id, kind, name, occurrence, seq, status, wake_at=wake_at)
 

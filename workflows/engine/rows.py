@@ -59,10 +59,10 @@ _FIELDS = (
 )  # fmt: skip
 
 
-def load_steps(instance_pk: int) -> tuple[dict[StepKey, StepRow], int]:
-    """Every current step of an instance, keyed (kind, name, occurrence), and the highest seq: one query."""
+def load_steps(instance_pk: int, run_number: int) -> tuple[dict[StepKey, StepRow], int]:
+    """The steps of the instance's current run, keyed (kind, name, occurrence), and the highest seq: one query."""
     rows: dict[StepKey, StepRow] = {}
-    for values in Step.objects.filter(instance_id=instance_pk).values(*_FIELDS):
+    for values in Step.objects.filter(instance_id=instance_pk, run_number=run_number).values(*_FIELDS):
         row = StepRow(**values)
         rows[row.key] = row
     return rows, max((row.seq for row in rows.values()), default=0)
