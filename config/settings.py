@@ -176,7 +176,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": os.getenv("LOG_FORMAT", "plain")}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-    "loggers": {"django-q": {"level": os.getenv("Q_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        "django-q": {"level": os.getenv("Q_LOG_LEVEL", "WARNING")},
+        # runserver's access log: one line per request would be one per live-update poll;
+        # failed requests (4xx, 5xx) are still logged.
+        "django.server": {"level": os.getenv("ACCESS_LOG_LEVEL", "WARNING")},
+    },
 }
 
 # `manage.py workflows demo` calls this to start the example instances.

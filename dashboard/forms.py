@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 
-from workflows import Status
+from workflows import ACTIVE, Status
 
 MAX_BULK = 500
 
@@ -17,7 +17,9 @@ class InstanceFilterForm(forms.Form):
     """The instance list's filters (GET); an unknown value is an error shown above the list."""
 
     workflow = forms.CharField(required=False)
-    status = forms.ChoiceField(required=False, choices=[("", "any"), *Status.choices])
+    status = forms.ChoiceField(
+        required=False, choices=[("", "any"), ("active", "active (queued or running)"), *Status.choices]
+    )
     q = forms.CharField(required=False, max_length=100, strip=True)
     start = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
     end = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
@@ -45,12 +47,20 @@ class InstanceFilterForm(forms.Form):
             for name in ("workflow", "status", "q", "start", "end")
         }
 
+    def count_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for ``workflows.count_instances`` (the same filters, no page)."""
+        arguments = self.list_arguments()
+        del arguments["cursor"]
+        return arguments
+
     def list_arguments(self) -> dict[str, Any]:
         """Keyword arguments for ``workflows.list_instances`` (call only when the form is valid)."""
         data = self.cleaned_data
+        active = data["status"] == "active"
         return {
             "workflow": data["workflow"] or None,
-            "status": data["status"] or None,
+            "status": None if active else data["status"] or None,
+            "statuses": list(ACTIVE) if active else None,
             "id_prefix": data["q"] or None,
             "created_after": _day_start(data["start"]),
             "created_before": _day_end(data["end"]),
@@ -118,3 +128,29 @@ class DecisionForm(forms.Form):
     @property
     def approved(self) -> bool:
         return self.cleaned_data["decision"] == "approve"
+
+
+class StartInstanceForm(forms.Form):
+    """An operator starts an instance from the workflow's page: an optional id, params as JSON."""
+
+    id = forms.CharField(
+        required=False,
+        max_length=100,
+        strip=True,
+        label="Instance id",
+        help_text="Optional: letters, digits, '-' and '_'. Leave empty for a random id.",
+    )
+    params = forms.CharField(
+        required=False,
+        strip=False,
+        initial="{}",
+        label="Params (JSON)",
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+    )
+
+    def clean_params(self) -> Any:
+        raw = (self.cleaned_data.get("params") or "").strip() or "{}"
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None

@@ -19,6 +19,7 @@ class AuditEntry(models.Model):
         db_table = "dashboard_audit"
         indexes = [models.Index(fields=["workflow", "instance_id", "created_at"], name="dashboard_audit_instance")]
         ordering = ["created_at"]
+        verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
         return f"{self.user} {self.action} {self.workflow}/{self.instance_id}"

@@ -6,9 +6,13 @@ would.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from croniter import croniter
 
 from dashboard.models import AuditEntry, Decision, NonApprovalEventType
 from workflows import (
@@ -18,6 +22,7 @@ from workflows import (
     get_workflow,
     list_pending_waits,
     list_workflows,
+    now,
     workflow_class,
 )
 
@@ -32,6 +37,36 @@ def overview_workflows() -> list[dict[str, Any]]:
     for w in workflows:
         w["active"] = sum(w["counts"][status] for status in ACTIVE)
     return workflows
+
+
+def workflow_page(name: str) -> dict[str, Any]:
+    """What a workflow's page shows: its description, counts, schedules and next firings."""
+    info = list_workflows([name])[0]
+    cls = workflow_class(name)
+    doc = inspect.cleandoc(cls.__doc__ or "") if cls is not None else ""
+    schedules = []
+    for cron in getattr(cls, "schedules", None) or []:
+        try:
+            upcoming = croniter(cron, now()).get_next(datetime)
+        except (ValueError, KeyError):
+            upcoming = None
+        schedules.append({"cron": cron, "next": upcoming})
+    return {
+        **info,
+        "paragraphs": [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()],
+        "schedules": schedules,
+        "active": sum(info["counts"][status] for status in ACTIVE),
+        "total": sum(info["counts"].values()),
+    }
+
+
+def start_instance(user: Any, workflow: str, instance_id: str | None, params: Any) -> str:
+    """Create an instance for an operator and record who did; returns its id (WorkflowError if refused)."""
+    handle = get_workflow(workflow).create(id=instance_id or None, params=params)
+    AuditEntry.objects.create(
+        workflow=workflow, instance_id=handle.id, user=user, action="create", details={"params": params}
+    )
+    return handle.id
 
 
 # --------------------------------------------------------------------------- operator actions

@@ -5,6 +5,7 @@ from dashboard import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("workflows/<str:name>/", views.workflow, name="workflow"),
     path("instances/", views.instances, name="instances"),
     path("instances/bulk/", views.bulk, name="bulk"),
     path("instances/<str:workflow>/<str:instance_id>/", views.instance, name="instance"),

@@ -13,22 +13,26 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
 from dashboard import services, timeline
 from dashboard.decisions import DecisionRefused, decide
-from dashboard.forms import BulkActionForm, DecisionForm, InstanceFilterForm, SendEventForm
-from dashboard.models import AuditEntry, Decision
+from dashboard.forms import BulkActionForm, DecisionForm, InstanceFilterForm, SendEventForm, StartInstanceForm
+from dashboard.models import AuditEntry
 from workflows import (
     FINISHED,
+    DuplicateInstanceId,
+    InvalidInstanceId,
     Permission,
     Status,
     StepStatus,
     WorkflowError,
+    count_instances,
     get_workflow,
     list_instances,
     workflow_names,
@@ -71,6 +75,43 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/overview.html", context)
 
 
+# --------------------------------------------------------------------------- one workflow
+
+
+@login_required
+def workflow(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    """A workflow's page: what it does, its schedules, its instances, and a form to start one."""
+    if name not in workflow_names():
+        raise Http404(f"No workflow named {name!r} is registered.")
+    can_operate = request.user.has_perm(Permission.OPERATE)
+    form = StartInstanceForm()
+    if request.method == "POST":
+        _require(request, Permission.OPERATE)
+        form = StartInstanceForm(request.POST)
+        if form.is_valid():
+            try:
+                instance_id = services.start_instance(
+                    request.user, name, form.cleaned_data["id"], form.cleaned_data["params"]
+                )
+            except (InvalidInstanceId, DuplicateInstanceId) as exc:
+                form.add_error("id", str(exc))
+            except WorkflowError as exc:  # too large, not storable
+                form.add_error("params", str(exc))
+            else:
+                messages.success(request, f"Instance {instance_id} of {name} started.")
+                return redirect("dashboard:instance", workflow=name, instance_id=instance_id)
+    elif request.method != "GET":
+        return HttpResponseNotAllowed(["GET", "POST"])
+    context = {
+        "w": services.workflow_page(name),
+        "recent": list_instances(name, limit=20),
+        "form": form,
+        "can_operate": can_operate,
+        "nav": "overview",
+    }
+    return render(request, "dashboard/workflow.html", context, status=400 if form.errors else 200)
+
+
 # --------------------------------------------------------------------------- instance list
 
 
@@ -80,9 +121,11 @@ def instances(request: HtmxHttpRequest) -> HttpResponse:
     form = InstanceFilterForm(request.GET)
     page: dict = {"instances": [], "next_cursor": None}
     errors: list[str] = []
+    total = None
     if form.is_valid():
         try:
             page = list_instances(limit=50, **form.list_arguments())
+            total = count_instances(**form.count_arguments())
         except WorkflowError as exc:
             errors.append(str(exc))
     else:
@@ -92,7 +135,8 @@ def instances(request: HtmxHttpRequest) -> HttpResponse:
         "page": page,
         "filters": filters,
         "errors": errors,
-        "statuses": Status.values,
+        "total": total,
+        "statuses": ["active", *Status.values],
         "query": urlencode({k: v for k, v in filters.items() if v}),
         "workflow_names": workflow_names(),
         "cursor": request.GET.get("cursor") or "",
@@ -141,26 +185,23 @@ def _story(workflow: str, instance_id: str) -> tuple[Any, dict[str, Any]]:
 def instance(request: HtmxHttpRequest, workflow: str, instance_id: str) -> HttpResponse:
     handle, story = _story(workflow, instance_id)
     audit = list(AuditEntry.objects.filter(workflow=workflow, instance_id=instance_id).select_related("user"))
-    excluded = set(services.excluded_event_types())
     finished = story["status"] in FINISHED
     waiting = [s for s in story["steps"] if s["kind"] == "wait_for_event" and s["status"] == StepStatus.WAITING]
     context = {
         "story": story,
         "tl": timeline.build(story, audit),
         "live": not finished,
-        "approvals": [s for s in waiting if s["event_type"] not in excluded],
+        "waiting_types": sorted({s["event_type"] for s in waiting}),
         "failed_step": handle.failed_step() if story["status"] == Status.ERRORED else None,
         "retrying": any(s["status"] == StepStatus.RETRYING for s in story["steps"]),
-        "decisions": {
-            (d.step, d.count): d
-            for d in Decision.objects.filter(workflow=workflow, instance_id=instance_id).select_related("user")
-        },
         "can_operate": request.user.has_perm(Permission.OPERATE),
-        "can_approve": request.user.has_perm(Permission.APPROVE),
         "nav": "instances",
     }
-    if request.htmx and request.htmx.target == "instance-body":
-        return render(request, "dashboard/_instance_body.html", context)
+    if request.htmx and request.htmx.target == "instance-live":
+        response = render(request, "dashboard/_instance_live.html", context)
+        if finished:
+            response.status_code = HTMX_STOP_POLLING  # the last update: the instance is finished
+        return response
     return render(request, "dashboard/instance.html", context)
 
 

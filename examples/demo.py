@@ -50,6 +50,7 @@ def start_examples(base_url: str) -> list[str]:
         ("fan-out", "demo-reports", {"prefix": "incoming/"}),
         ("parent", "demo-parent", {"data": {"order": 42}}),
         ("race", "demo-race", {}),
+        ("race-naive", "demo-race-naive", {}),
         ("flaky-export", "demo-export", {}),
     ]
     created = []

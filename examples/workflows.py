@@ -239,6 +239,8 @@ class ParentWorkflow(Workflow):
 
 
 class ChildWorkflow(Workflow):
+    """Started by the parent workflow; records the data it was given."""
+
     name = "child"
 
     async def run(self, event, step):
@@ -259,9 +261,12 @@ async def fast_operation():
 
 
 class RaceWorkflow(Workflow):
-    """The first of two operations wins. Racing two steps directly is not replay-stable (both
-    keep running and are cached, so a replay may pick another "winner"); this example races
-    the operations inside one step, so the winner itself is stored."""
+    """The first of two operations wins, decided inside one step so the winner is stored.
+
+    Racing two steps directly (race-naive) is not replay-stable: both keep running and are
+    cached, so a replay may pick another "winner". Racing the operations inside one step
+    stores the winner itself.
+    """
 
     name = "race"
 
@@ -309,18 +314,25 @@ class DailyWorkflow(Workflow):
 
 # Beyond the seed: a workflow that fails for good, for the dashboard's retry button.
 class FlakyExportWorkflow(Workflow):
-    """Fails until a flag is set, to show retries, a failed step and 'retry from failed step'."""
+    """Exports until the export service is switched off: shows retries, a failed step and its fix.
+
+    The demo starts with the service off, so the step fails three times and the instance
+    errors. Switch it on (Admin > Demo switches, or `python manage.py demo_switch
+    export-service on`), then press "Retry from failed step" on the instance's page.
+    """
 
     name = "flaky-export"
 
     async def run(self, event, step):
         def export():
-            if (
-                not self.env.DB.prepare("SELECT 1 FROM approvals WHERE id = ? AND status = ?")
-                .bind("export-enabled", "on")
-                .first()
-            ):
-                raise ConnectionError("the export service is unavailable (set approvals 'export-enabled' to 'on')")
+            from examples.models import DemoSwitch
+
+            if not DemoSwitch.is_on("export-service"):
+                raise ConnectionError(
+                    "the export service is unavailable: switch it on with "
+                    "`python manage.py demo_switch export-service on` (or in Admin > Demo switches), "
+                    "then retry from the failed step"
+                )
             return "exported"
 
         return await step.do("export", export, retries={"limit": 2, "delay": "5s", "backoff": "constant"})

@@ -228,3 +228,21 @@ def test_user_lifecycle_with_a_real_worker_and_the_sleep_skipped(worker_runner):
 
 
 del worker, time
+
+
+def test_the_flaky_export_fails_until_its_switch_is_on_then_retrying_the_failed_step_completes(workflow_runner):
+    from django.core.management import call_command
+
+    handle = get_workflow("flaky-export")
+    with introspect_workflow_instance(handle, "export-1") as instance:
+        instance.modify(lambda m: m.disable_retry_delays())
+        handle.create(id="export-1")
+        with pytest.raises(ConnectionError, match="switch it on with `python manage.py demo_switch export-service on`"):
+            instance.wait_for_step_result("export")
+        assert instance.wait_for_status("errored")
+        call_command("demo_switch", "export-service", "on")
+        handle.get("export-1").restart(from_step=handle.get("export-1").failed_step())
+        assert instance.wait_for_status("complete")
+        assert instance.get_output() == "exported"
+        story = handle.get("export-1").describe()
+        assert len(story["steps"][0]["earlier_runs"][0]["attempts"]) == 3, "the failed attempts are kept"

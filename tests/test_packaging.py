@@ -1,6 +1,7 @@
 """What `pip install .` ships, and what production mode serves: templates and static files."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,11 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
+    leftover = not (ROOT / "build").exists()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        if leftover:  # setuptools builds in ./build; leave the checkout as it was
+            shutil.rmtree(ROOT / "build", ignore_errors=True)
     (built,) = out.glob("*.whl")
     return zipfile.ZipFile(built)
 

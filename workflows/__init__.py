@@ -52,7 +52,8 @@ __all__ = [
     # running them
     "get_workflow", "workflow_names", "workflow_class", "now",
     # reading state
-    "list_workflows", "list_instances", "list_pending_waits", "count_pending_waits", "health_status", "metrics_text",
+    "list_workflows", "list_instances", "count_instances", "list_pending_waits", "count_pending_waits",
+    "health_status", "metrics_text",
     # closed sets
     "Status", "StepStatus", "StepKind", "PUBLIC_KIND", "OPEN_STEP", "ACTIVE", "FINISHED", "UNFINISHED",
     "Permission", "Outcome",
@@ -105,6 +106,13 @@ def list_instances(workflow: str | None = None, **filters: Any) -> dict[str, Any
     from workflows.queries import list_instances as _list_instances
 
     return _list_instances(workflow, **filters)
+
+
+def count_instances(workflow: str | None = None, **filters: Any) -> int:
+    """How many instances match ``list_instances``' filters (across every page)."""
+    from workflows.queries import count_instances as _count_instances
+
+    return _count_instances(workflow, **filters)
 
 
 def list_pending_waits(**filters: Any) -> list[dict[str, Any]]:

@@ -53,6 +53,30 @@ def summary(instance: Instance) -> dict:
     }
 
 
+def _matching(
+    workflow: str | None,
+    status: str | None,
+    statuses: Iterable[str] | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    id_prefix: str | None,
+) -> QuerySet[Instance]:
+    wanted = [check_status(status)] if status else [check_status(s) for s in (statuses or [])]
+    qs = Instance.objects.all()
+    if workflow:
+        qs = qs.filter(workflow_name=workflow)
+    if wanted:
+        qs = qs.filter(status__in=wanted)
+    if created_after:
+        qs = qs.filter(created_at__gte=created_after)
+    if created_before:
+        qs = qs.filter(created_at__lt=created_before)
+    if id_prefix:
+        # A prefix search uses the instance_id index, so it stays fast at millions of rows.
+        qs = qs.filter(instance_id__startswith=id_prefix)
+    return qs
+
+
 def list_instances(
     workflow: str | None = None,
     *,
@@ -67,19 +91,7 @@ def list_instances(
     """A page of instances, newest first: ``{"instances": [summary...], "next_cursor": str | None}``."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise WorkflowError(f"invalid limit {limit!r}: use 1 to {MAX_PAGE}")
-    wanted = [check_status(status)] if status else [check_status(s) for s in (statuses or [])]
-    qs = Instance.objects.all()
-    if workflow:
-        qs = qs.filter(workflow_name=workflow)
-    if wanted:
-        qs = qs.filter(status__in=wanted)
-    if created_after:
-        qs = qs.filter(created_at__gte=created_after)
-    if created_before:
-        qs = qs.filter(created_at__lt=created_before)
-    if id_prefix:
-        # A prefix search uses the instance_id index, so it stays fast at millions of rows.
-        qs = qs.filter(instance_id__startswith=id_prefix)
+    qs = _matching(workflow, status, statuses, created_after, created_before, id_prefix)
     if cursor:
         created, pk = _decode_cursor(cursor)
         qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
@@ -91,6 +103,19 @@ def list_instances(
     more = len(rows) > limit
     rows = rows[:limit]
     return {"instances": [summary(r) for r in rows], "next_cursor": _encode_cursor(rows[-1]) if more else None}
+
+
+def count_instances(
+    workflow: str | None = None,
+    *,
+    status: str | None = None,
+    statuses: Iterable[str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    id_prefix: str | None = None,
+) -> int:
+    """How many instances match the same filters as ``list_instances`` (all pages together)."""
+    return _matching(workflow, status, statuses, created_after, created_before, id_prefix).count()
 
 
 def latest_instance_id(workflow: str) -> str | None:

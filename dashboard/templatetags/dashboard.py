@@ -22,16 +22,24 @@ def reltime(moment: object) -> str:
         return "–"
     seconds = (timezone.now() - moment).total_seconds()
     future = seconds < 0
-    seconds = abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            amount = f"{int(seconds // size)} {unit}"
-            break
+    if abs(seconds) < 5 and not future:
+        text = "just now"
     else:
-        amount = "just now" if seconds < 5 and not future else f"{max(1, int(seconds))} s"
-    text = amount if amount == "just now" else (f"in {amount}" if future else f"{amount} ago")
+        amount = span_text(abs(seconds))
+        text = f"in {amount}" if future else f"{amount} ago"
     exact = timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
     return format_html('<time datetime="{}" title="{}">{}</time>', moment.isoformat(), exact, text)
+
+
+def span_text(seconds: float) -> str:
+    """A span in two units at most, rounded to the smaller one: "1 d 23 h", "2 d", "1 h 5 min", "40 s"."""
+    for big, big_size, small, small_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60)):
+        if seconds >= big_size - small_size / 2:
+            whole, rest = divmod(round(seconds / small_size), big_size // small_size)
+            return f"{whole} {big}" + (f" {rest} {small}" if rest else "")
+    if seconds >= 59.5:
+        return f"{round(seconds / 60)} min"
+    return f"{max(1, round(seconds))} s"
 
 
 @register.filter
@@ -50,9 +58,17 @@ def duration(seconds: float | None) -> str:
 
 
 @register.filter
+def until(start: object, end: object) -> float | None:
+    """Seconds from ``start`` to ``end`` (``{{ a|until:b|duration }}``)."""
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        return max(0.0, (end - start).total_seconds())
+    return None
+
+
+@register.filter
 def pretty_json(value: Any) -> str:
     """Indented JSON text; the template escapes it, so a workflow's output is never HTML."""
-    return json.dumps(to_plain_json(value), indent=2, ensure_ascii=False, sort_keys=False)
+    return json.dumps(to_plain_json(value, for_people=True), indent=2, ensure_ascii=False, sort_keys=False)
 
 
 @register.filter
