@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import JsonResponse
 
 import workflows as wf
+from workflows import approvals
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.fields = status, code, message, fields
 
     def response(self) -> JsonResponse:
-        return JsonResponse({"error": {"code": self.code, "message": self.message}}, status=self.status)
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.fields is not None:
+            error["fields"] = self.fields
+        return JsonResponse({"error": error}, status=self.status)
+
+
+# A refused decision: its reason is the code; the status says whose problem it is.
+_REFUSALS = {
+    "not_found": 404,
+    "not_approver": 403,
+    "own_request": 403,
+    "already_decided": 409,
+    "closed": 409,
+    "timed_out": 409,
+    "not_waiting": 409,
+    "invalid_data": 422,
+}
+
+
+def from_refusal(exc: approvals.DecisionRefused) -> ApiError:
+    fields = exc.errors if exc.reason == "invalid_data" else None
+    return ApiError(_REFUSALS.get(exc.reason, 400), exc.reason, str(exc), fields)
 
 
 # Most specific first: the first matching class decides.

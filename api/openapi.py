@@ -24,6 +24,42 @@ ERROR_VALUE = {
 }
 
 SCHEMAS = {
+    "Approval": {
+        "type": "object",
+        "required": ["id", "workflow", "instance_id", "step", "status", "quorum", "decisions"],
+        "properties": {
+            "id": {"type": "integer"},
+            "workflow": {"type": "string"},
+            "instance_id": {"type": "string"},
+            "step": {"type": "string"},
+            "count": {"type": "integer"},
+            "title": {"type": "string"},
+            "details": {"type": "object"},
+            "approvers": {"type": ["array", "null"], "items": {"type": "string"}},
+            "quorum": {"type": "integer", "minimum": 1},
+            "approvals": {"type": "integer"},
+            "requested_by": {"type": ["string", "null"]},
+            "status": {"enum": ["open", "approved", "rejected", "timed_out", "cancelled"]},
+            "created_at": TIME,
+            "deadline": NULLABLE_TIME,
+            "closed_at": NULLABLE_TIME,
+            "closed_by": {"type": ["string", "null"]},
+            "form": {"type": ["array", "null"], "items": {"type": "object"}},
+            "decisions": {"type": "array", "items": {"type": "object"}},
+            "can_decide": {"type": "boolean"},
+            "refusal": {"type": ["string", "null"]},
+        },
+    },
+    "DecisionInput": {
+        "type": "object",
+        "required": ["approved"],
+        "additionalProperties": False,
+        "properties": {
+            "approved": {"type": "boolean"},
+            "comment": {"type": "string", "maxLength": 2000},
+            "data": {"type": "object", "description": "the request's form fields, when it has a form"},
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -31,7 +67,11 @@ SCHEMAS = {
             "error": {
                 "type": "object",
                 "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "fields": {"type": "object", "description": "invalid_data: each form field's problems"},
+                },
             }
         },
     },
@@ -169,6 +209,7 @@ def _errors(*codes: int) -> dict:
         404: "Unknown workflow or instance",
         409: "Duplicate id or wrong state",
         413: "Too large",
+        422: "Invalid form data (the error lists each field's problems)",
     }
     return {str(code): {"description": texts[code], **_json("Error")} for code in codes}
 
@@ -312,6 +353,56 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {
                 "202": {"description": "Delivered or buffered", **_json("InstanceRef")},
                 **_errors(400, 401, 403, 404, 409, 413),
+            },
+        },
+    },
+    "/api/approvals": {
+        "get": {
+            "summary": "Approval requests: the caller's open ones (default), every open one, or history",
+            "operationId": "listApprovals",
+            "parameters": [
+                _param("scope", "query", {"enum": ["mine", "all", "decided"]}, "all needs operate_instance"),
+                _param("workflow", "query"),
+                _param("decider", "query", description="decided only: a username, 'me' (default) or 'any'"),
+                _param("outcome", "query", {"enum": ["approved", "rejected", "timed_out", "cancelled"]}),
+                _param("since", "query", {"type": "string", "format": "date-time"}),
+                _param("until", "query", {"type": "string", "format": "date-time"}),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}),
+            ],
+            "responses": {
+                "200": {
+                    "description": "Requests",
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["approvals"],
+                            "properties": {
+                                "approvals": {"type": "array", "items": {"$ref": "#/components/schemas/Approval"}}
+                            },
+                        }
+                    ),
+                },
+                **_errors(400, 401, 403),
+            },
+        },
+    },
+    "/api/approvals/{request_id}": {
+        "parameters": [_param("request_id", schema={"type": "string", "pattern": "^[0-9]{1,18}$"})],
+        "get": {
+            "summary": "One approval request",
+            "operationId": "getApproval",
+            "responses": {"200": {"description": "The request", **_json("Approval")}, **_errors(401, 404)},
+        },
+    },
+    "/api/approvals/{request_id}/decision": {
+        "parameters": [_param("request_id", schema={"type": "string", "pattern": "^[0-9]{1,18}$"})],
+        "post": {
+            "summary": "Decide an approval request (recorded once; the last needed decision closes it)",
+            "operationId": "decideApproval",
+            "requestBody": {"required": True, **_json("DecisionInput")},
+            "responses": {
+                "200": {"description": "Recorded; the request as it is now", **_json("Approval")},
+                **_errors(400, 401, 403, 404, 409, 422),
             },
         },
     },

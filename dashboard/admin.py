@@ -4,12 +4,7 @@ from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 
-from dashboard.models import AuditEntry, Decision, NonApprovalEventType
-
-
-@admin.register(NonApprovalEventType)
-class NonApprovalEventTypeAdmin(admin.ModelAdmin):
-    list_display = ("event_type", "note")
+from dashboard.models import AuditEntry
 
 
 @admin.register(AuditEntry)
@@ -17,14 +12,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_display = ("created_at", "user", "action", "workflow", "instance_id")
     list_filter = ("action",)
     search_fields = ("instance_id",)
-
-    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-
-@admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):
-    list_display = ("decided_at", "user", "workflow", "instance_id", "step", "approved")
 
     def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False

@@ -13,6 +13,6 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
     names: dict[str, Any] = {"Status": Status, "StepStatus": StepStatus, "FINISHED": FINISHED, "ACTIVE": ACTIVE}
     if getattr(request, "user", None) is None or not request.user.is_authenticated:
         return names
-    from dashboard.services import inbox_count
+    from workflows import approvals
 
-    return {**names, "inbox_count": inbox_count()}
+    return {**names, "inbox_count": approvals.count_pending(request.user)}

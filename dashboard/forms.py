@@ -110,24 +110,49 @@ class SendEventForm(forms.Form):
             raise forms.ValidationError(f"The payload is not valid JSON: {exc}") from None
 
 
-class DecisionForm(forms.Form):
-    """Approve or reject a waiting step from the inbox or the timeline."""
+class BulkDecisionForm(forms.Form):
+    """Approve or reject several requests (without forms) at once, with one comment."""
 
-    workflow = forms.CharField(max_length=64)
-    instance_id = forms.CharField(max_length=100)
-    step = forms.CharField(max_length=256)
-    count = forms.IntegerField(min_value=1, max_value=2**31 - 1)
+    selected = forms.Field(required=False, widget=forms.MultipleHiddenInput)
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     comment = forms.CharField(required=False, max_length=2000)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.fields["decision"].error_messages["required"] = "Choose Approve or Reject."
         self.fields["decision"].error_messages["invalid_choice"] = "Choose Approve or Reject."
 
-    @property
-    def approved(self) -> bool:
-        return self.cleaned_data["decision"] == "approve"
+    def clean_selected(self) -> list[int]:
+        ids = [str(value) for value in self.cleaned_data.get("selected") or []]
+        if not ids:
+            raise forms.ValidationError("Select the requests to decide first.")
+        if any(not value.isdigit() or len(value) > 18 for value in ids):
+            raise forms.ValidationError("A selected request is not a request id.")
+        return [int(value) for value in ids[:MAX_BULK]]
+
+
+class DecidedFilterForm(forms.Form):
+    """The inbox's history: filter by workflow, decider, outcome and closing date."""
+
+    workflow = forms.CharField(required=False, max_length=64)
+    decider = forms.CharField(required=False, max_length=150, help_text="a username, 'me' or 'any'")
+    outcome = forms.ChoiceField(
+        required=False,
+        choices=[("", "any"), ("approved", "approved"), ("rejected", "rejected"), ("timed_out", "timed out"),
+                 ("cancelled", "cancelled")],
+    )  # fmt: skip
+    start = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    end = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+
+    ALIASES = {"from": "start", "to": "end"}
+
+    def __init__(self, data: Any = None, **kwargs: Any):
+        if data is not None:
+            data = {self.ALIASES.get(key, key): value for key, value in data.items()}
+        super().__init__(data, **kwargs)
+
+    def error_list(self) -> list[str]:
+        return [f"{name}: {message}" for name, messages in self.errors.items() for message in messages]
 
 
 class StartInstanceForm(forms.Form):

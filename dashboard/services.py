@@ -14,13 +14,11 @@ from typing import Any
 
 from croniter import croniter
 
-from dashboard.models import AuditEntry, Decision, NonApprovalEventType
+from dashboard.models import AuditEntry
 from workflows import (
     ACTIVE,
     WorkflowError,
-    count_pending_waits,
     get_workflow,
-    list_pending_waits,
     list_workflows,
     now,
     workflow_class,
@@ -128,55 +126,3 @@ def bulk_action(user: Any, action: str, refs: list[tuple[str, str]]) -> BulkResu
         )
         result.done += 1
     return result
-
-
-# --------------------------------------------------------------------------- inbox
-
-
-def excluded_event_types() -> list[str]:
-    return list(NonApprovalEventType.objects.values_list("event_type", flat=True))
-
-
-@dataclass
-class Inbox:
-    items: list[dict[str, Any]]
-    more: int  # waiting with later deadlines, beyond the page
-
-
-def inbox(limit: int = 50) -> Inbox:
-    """The waits asking a human, soonest deadline first, without those already decided.
-
-    A decision is recorded (and its event sent) before a worker consumes the event, so for
-    a moment a decided wait still waits: it is left out here, and counted out of ``more``.
-    """
-    excluded = excluded_event_types()
-    waits = list_pending_waits(exclude_types=excluded, limit=limit)
-    decided = set(
-        Decision.objects.filter(instance_id__in=[w["id"] for w in waits]).values_list(
-            "workflow", "instance_id", "step", "count"
-        )
-    )
-    items = [w for w in waits if (w["workflow"], w["id"], w["step"], w["count"]) not in decided]
-    for item in items:
-        item["context"] = approval_context(item)
-    total = count_pending_waits(exclude_types=excluded)
-    return Inbox(items=items, more=max(0, total - len(waits)))
-
-
-def inbox_count() -> int:
-    return count_pending_waits(exclude_types=excluded_event_types())
-
-
-def approval_context(wait: dict[str, Any]) -> str | None:
-    """What the workflow tells its approver: ``approval_context`` is a format string over
-    the params, or a function of (params, {step name: output}). Never fails the page."""
-    context = getattr(workflow_class(wait["workflow"]), "approval_context", None)
-    params = wait["params"] if isinstance(wait["params"], dict) else {}
-    try:
-        if callable(context):
-            return str(context(params, {o["step"]: o["output"] for o in wait["outputs"]}))
-        if isinstance(context, str):
-            return context.format(**params)
-    except Exception:  # the workflow's own code: a broken context must not break the inbox
-        log.warning("approval_context of %s failed", wait["workflow"], exc_info=True)
-    return None

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import inbox_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("instances/bulk/", views.bulk, name="bulk"),
     path("instances/<str:workflow>/<str:instance_id>/", views.instance, name="instance"),
     path("instances/<str:workflow>/<str:instance_id>/<str:name>/", views.action, name="action"),
-    path("inbox/", views.inbox, name="inbox"),
-    path("inbox/decide/", views.decision, name="decide"),
+    path("inbox/", inbox_views.inbox, name="inbox"),
+    path("inbox/bulk/", inbox_views.bulk_decide, name="bulk-decide"),
+    path("approvals/<int:request_id>/decide/", inbox_views.decide, name="decide"),
+    path("approvals/<int:request_id>/image/", inbox_views.image, name="approval-image"),
 ]

@@ -1,4 +1,4 @@
-"""The dashboard's pages: overview, instance list, timeline, actions, approval inbox.
+"""The dashboard's pages: overview, a workflow, the instance list, an instance's timeline and actions.
 
 Each view parses its request with a form (``dashboard.forms``), calls a service
 (``dashboard.services``) or the public API (``workflows``), and renders. Pages render whole
@@ -12,17 +12,15 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from dashboard import services, timeline
-from dashboard.decisions import DecisionRefused, decide
-from dashboard.forms import BulkActionForm, DecisionForm, InstanceFilterForm, SendEventForm, StartInstanceForm
+from dashboard import approval_cards, services, timeline
+from dashboard.forms import BulkActionForm, InstanceFilterForm, SendEventForm, StartInstanceForm
+from dashboard.http import back, require
 from dashboard.models import AuditEntry
 from workflows import (
     FINISHED,
@@ -32,6 +30,7 @@ from workflows import (
     Status,
     StepStatus,
     WorkflowError,
+    approvals,
     count_instances,
     get_workflow,
     list_instances,
@@ -39,26 +38,7 @@ from workflows import (
 )
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
-    from django_htmx.middleware import HtmxDetails
-
-    class AuthenticatedHttpRequest(HttpRequest):
-        user: User  # every view here is login_required
-
-    class HtmxHttpRequest(AuthenticatedHttpRequest):
-        htmx: HtmxDetails  # set by django-htmx's HtmxMiddleware
-
-
-def _require(request: HttpRequest, permission: Permission) -> None:
-    if not request.user.has_perm(permission):
-        raise PermissionDenied(f"This needs the permission {permission.value}.")
-
-
-def _back(request: HttpRequest, fallback: str) -> HttpResponse:
-    target = request.POST.get("next") or fallback
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = fallback
-    return redirect(target)
+    from dashboard.http import HtmxHttpRequest
 
 
 # --------------------------------------------------------------------------- overview
@@ -86,7 +66,7 @@ def workflow(request: HtmxHttpRequest, name: str) -> HttpResponse:
     can_operate = request.user.has_perm(Permission.OPERATE)
     form = StartInstanceForm()
     if request.method == "POST":
-        _require(request, Permission.OPERATE)
+        require(request, Permission.OPERATE)
         form = StartInstanceForm(request.POST)
         if form.is_valid():
             try:
@@ -151,12 +131,12 @@ def instances(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def bulk(request: HttpRequest) -> HttpResponse:
-    _require(request, Permission.OPERATE)
+    require(request, Permission.OPERATE)
     form = BulkActionForm(request.POST)
     if not form.is_valid():
         for message in form.errors.get("action", []):
             messages.error(request, str(message))
-        return _back(request, reverse("dashboard:instances"))
+        return back(request, reverse("dashboard:instances"))
     action = form.cleaned_data["action"]
     result = services.bulk_action(request.user, action, form.cleaned_data["selected"])
     if result.done:
@@ -165,7 +145,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, problem)
     if not result.done and not result.problems:
         messages.info(request, "Select instances first.")
-    return _back(request, reverse("dashboard:instances"))
+    return back(request, reverse("dashboard:instances"))
 
 
 # --------------------------------------------------------------------------- instance detail
@@ -195,6 +175,7 @@ def instance(request: HtmxHttpRequest, workflow: str, instance_id: str) -> HttpR
         "failed_step": handle.failed_step() if story["status"] == Status.ERRORED else None,
         "retrying": any(s["status"] == StepStatus.RETRYING for s in story["steps"]),
         "can_operate": request.user.has_perm(Permission.OPERATE),
+        "approval_cards": _open_approval_cards(story, request.user),
         "nav": "instances",
     }
     if request.htmx and request.htmx.target == "instance-live":
@@ -205,10 +186,16 @@ def instance(request: HtmxHttpRequest, workflow: str, instance_id: str) -> HttpR
     return render(request, "dashboard/instance.html", context)
 
 
+def _open_approval_cards(story: dict[str, Any], user: Any) -> dict[int, approval_cards.Card]:
+    """A decision card for each open approval step of the instance, by request id."""
+    open_ids = [s["approval"]["id"] for s in story["steps"] if s.get("approval") and s["approval"]["status"] == "open"]
+    return {card.request.id: card for card in approval_cards.cards([approvals.get(i) for i in open_ids], user)}
+
+
 @login_required
 @require_POST
 def action(request: HttpRequest, workflow: str, instance_id: str, name: str) -> HttpResponse:
-    _require(request, Permission.OPERATE)
+    require(request, Permission.OPERATE)
     if name not in services.INSTANCE_ACTIONS:
         raise Http404(f"Unknown action {name!r}.")
     _story(workflow, instance_id)  # 404 for an unknown instance
@@ -226,49 +213,3 @@ def action(request: HttpRequest, workflow: str, instance_id: str, name: str) -> 
     except WorkflowError as exc:
         messages.error(request, str(exc))
     return redirect("dashboard:instance", workflow=workflow, instance_id=instance_id)
-
-
-# --------------------------------------------------------------------------- inbox
-
-
-@login_required
-@require_GET
-def inbox(request: HtmxHttpRequest) -> HttpResponse:
-    page = services.inbox()
-    context = {
-        "waits": page.items,
-        "more": page.more,
-        "can_approve": request.user.has_perm(Permission.APPROVE),
-        "nav": "inbox",
-    }
-    if request.htmx and request.htmx.target == "inbox-items":
-        return render(request, "dashboard/_inbox_items.html", context)
-    return render(request, "dashboard/inbox.html", context)
-
-
-@login_required
-@require_POST
-def decision(request: AuthenticatedHttpRequest) -> HttpResponse:
-    _require(request, Permission.APPROVE)
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        for field_errors in form.errors.values():
-            for message in field_errors:
-                messages.error(request, str(message))
-        return _back(request, reverse("dashboard:inbox"))
-    data = form.cleaned_data
-    try:
-        decide(
-            request.user,
-            data["workflow"],
-            data["instance_id"],
-            data["step"],
-            data["count"],
-            form.approved,
-            data["comment"],
-        )
-        verdict = "Approved" if form.approved else "Rejected"
-        messages.success(request, f"{verdict} {data['workflow']}/{data['instance_id']}.")
-    except DecisionRefused as exc:
-        messages.warning(request, str(exc))
-    return _back(request, reverse("dashboard:inbox"))

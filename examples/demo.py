@@ -4,7 +4,6 @@ sleeping one, one failing and retrying, instances waiting for approval."""
 from __future__ import annotations
 
 import io
-import time
 from datetime import UTC, datetime
 
 from workflows import get_workflow
@@ -24,13 +23,59 @@ def demo_image() -> bytes:
     return buf.getvalue()
 
 
-def start_examples(base_url: str) -> list[str]:
-    """Create the demo instances (skipping ids that exist); returns the ids created."""
+PEOPLE = [
+    ("ada", "finance: approves expenses", ["finance"], False),
+    ("bob", "finance: approves expenses (a large one needs ada and bob)", ["finance"], False),
+    ("carol", "director: may approve any request open to approvers", ["directors"], True),
+    ("dave", "employee: asks for things, may read everything, decides nothing", [], False),
+]
+
+
+def create_people(password: str) -> list[tuple[str, str]]:
+    """The demo's users and groups (same password as admin); returns (username, what they do)."""
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.auth.models import User as Account
+
+    approve = Permission.objects.get(codename="approve_instance")
+    for username, _, groups, approver in PEOPLE:
+        account = Account.objects.filter(username=username).first() or Account(
+            username=username, email=f"{username}@example.com"
+        )
+        account.set_password(password)
+        account.save()
+        for name in groups:
+            account.groups.add(Group.objects.get_or_create(name=name)[0])
+        if approver:
+            account.user_permissions.add(approve)
+    return [(username, role) for username, role, _, _ in PEOPLE]
+
+
+def receipt_image(what: str, amount: str) -> bytes:
+    """A small receipt drawn with Pillow, for the expense approvals' thumbnails."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (360, 240), (250, 248, 240))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([10, 10, 350, 230], outline=(120, 120, 120), width=2)
+    draw.text((30, 30), "RECEIPT", fill=(40, 40, 40))
+    draw.text((30, 80), what, fill=(40, 40, 40))
+    draw.text((30, 120), f"Total: {amount}", fill=(20, 20, 120))
+    draw.text((30, 190), "Paid by card", fill=(110, 110, 110))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def start_examples(base_url: str, password: str) -> list[tuple[str, str]]:
+    """Create the demo's people and instances (skipping ids that exist); returns who can log in."""
+    people = create_people(password)
     from examples.models import User
     from examples.views import source_url
     from workflows.bindings import env
 
     env.BUCKET.put("uploads/sunset.png", demo_image())
+    env.BUCKET.put("receipts/ticket.png", receipt_image("Conference ticket", "420.00 EUR"))
+    env.BUCKET.put("receipts/laptop.png", receipt_image("Laptop, 14 inch", "1,900.00 EUR"))
     for i in range(6):
         env.BUCKET.put(f"incoming/report-{i}.txt", ("line of a report\n" * (200 + i * 40)).encode())
     User.objects.get_or_create(id="u-ada", defaults={"email": "ada@example.com", "subscription_status": "trial"})
@@ -45,21 +90,28 @@ def start_examples(base_url: str) -> list[str]:
             "demo-flaky-source",
             {"sourceUrl": source_url(base_url, rows=10, fail_first=1000, name="flaky")},
         ),
-        ("approval", "demo-expense-17", {"userId": "u-ada", "summary": "Conference ticket, 420 EUR"}),
-        ("approval", "demo-expense-18", {"userId": "u-bob", "summary": "New laptop, 1,900 EUR"}),
+        ("approval", "demo-request-17", {"userId": "dave", "summary": "Work from Lisbon in May"}),
+        (
+            "expense",
+            "demo-expense-18",
+            {"userId": "dave", "summary": "Conference ticket", "amount": 420, "receiptKey": "receipts/ticket.png"},
+        ),
+        (
+            "expense",
+            "demo-expense-19",
+            {"userId": "dave", "summary": "New laptop", "amount": 1900, "receiptKey": "receipts/laptop.png"},
+        ),
         ("fan-out", "demo-reports", {"prefix": "incoming/"}),
         ("parent", "demo-parent", {"data": {"order": 42}}),
         ("race", "demo-race", {}),
         ("race-naive", "demo-race-naive", {}),
         ("flaky-export", "demo-export", {}),
     ]
-    created = []
     for workflow, instance_id, params in plan:
-        created += [h.id for h in get_workflow(workflow).create_batch([{"id": instance_id, "params": params}])]
+        get_workflow(workflow).create_batch([{"id": instance_id, "params": params}])
     # The scheduled chain: what today's 09:00 UTC slot created (a cron firing twice for a slot creates one).
     from workflows.schedules import fire
 
     today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
-    created += fire("daily", "0 9 * * *", today.isoformat())
-    time.sleep(0)
-    return created
+    fire("daily", "0 9 * * *", today.isoformat())
+    return people

@@ -12,8 +12,9 @@ import time
 import urllib.error
 import urllib.request
 
-from workflows import Workflow, WorkflowTimeoutError
-from workflows.errors import DuplicateInstanceId
+from django import forms
+
+from workflows import DuplicateInstanceId, Workflow, WorkflowTimeoutError, approvals
 
 
 def send_email(env, to, subject):
@@ -28,12 +29,6 @@ class ImageProcessingWorkflow(Workflow):
 
     name = "image-processing"
 
-    @staticmethod
-    def approval_context(params, outputs):
-        """What the inbox shows the approver: the image and what the AI saw in it."""
-        seen = (outputs.get("generate description") or {}).get("description", "(not described yet)")
-        return f"Publish {params.get('imageKey')}? {seen}"
-
     async def run(self, event, step):
         key = event.payload["imageKey"]
         image_data = await step.do("fetch", lambda: self.env.BUCKET.get(key).read())
@@ -44,9 +39,16 @@ class ImageProcessingWorkflow(Workflow):
                 {"image": list(image_data), "prompt": "Describe this image", "max_tokens": 50},
             ),
         )
-        approval = await step.wait_for_event("await approval", type="approved", timeout="24h")
+        # The seed waits for an "approved" event; here the approval is a request people decide
+        # in the inbox, seeing the image itself and what the AI said about it.
+        approval = await step.wait_for_approval(
+            "await approval",
+            title="Publish {imageKey}?",
+            details={"Image": approvals.Image(key), "What the AI saw": description["description"]},
+            timeout="24h",
+        )
         # Beyond the seed: a rejected image is not published.
-        if not approval["payload"].get("approved", True):
+        if not approval["payload"]["approved"]:
             return {"published": False, "description": description["description"]}
         await step.do("publish", lambda: self.env.BUCKET.put(f"public/{key}", image_data))
         return {"published": f"public/{key}", "description": description["description"]}
@@ -135,8 +137,6 @@ class ApprovalWorkflow(Workflow):
     """Record an approval request, wait up to 48 hours for a decision, act on it."""
 
     name = "approval"
-    # What the approval inbox shows the approver: a format string over the params.
-    approval_context = "A request from {userId}: {summary}"
 
     async def run(self, event, step):
         db = self.env.DB
@@ -149,8 +149,13 @@ class ApprovalWorkflow(Workflow):
             ),
         )
         try:
-            approval = await step.wait_for_event("wait for approval", type="approval-response", timeout="48h")
-            if approval["payload"]["approved"]:
+            approval = await step.wait_for_approval(
+                "wait for approval",
+                requested_by=event.payload["userId"],  # whoever asked never decides their own request
+                title="A request from {userId}: {summary}",
+                timeout="48h",
+            )
+            if approval["payload"]["approved"]:  # the seed's approval.approved
                 await step.do(
                     "process approval",
                     lambda: (
@@ -177,6 +182,49 @@ class ApprovalWorkflow(Workflow):
                 ),
             )
             return "auto-rejected"
+
+
+# Beyond the seed: approvals routed to a group, with a quorum, a form and no self-approval ---
+
+
+class ExpenseDecisionForm(forms.Form):
+    """What a finance approver fills in when approving an expense."""
+
+    approved_amount = forms.DecimalField(label="Approved amount (EUR)", max_digits=10, decimal_places=2, min_value=0)
+    cost_centre = forms.ChoiceField(
+        label="Cost centre", choices=[("ops", "Operations"), ("rnd", "Research"), ("sales", "Sales")]
+    )
+
+
+class ExpenseWorkflow(Workflow):
+    """Route an expense to finance: two approvals above 1,000 EUR, a form, never the requester."""
+
+    name = "expense"
+
+    async def run(self, event, step):
+        p = event.payload
+        details = {"Amount (EUR)": p["amount"], "Summary": p["summary"]}
+        if p.get("receiptKey"):
+            details["Receipt"] = approvals.Image(p["receiptKey"])
+        decision = await step.wait_for_approval(
+            "finance approval",
+            approvers=["group:finance"],
+            quorum=2 if p["amount"] > 1000 else 1,
+            requested_by=p["userId"],
+            form=ExpenseDecisionForm,
+            title="Expense from {userId}: {summary}",
+            details=details,
+            timeout="48h",
+        )
+        outcome = decision["payload"]
+        if not outcome["approved"]:
+            return {"paid": False, "rejected_by": outcome["by"], "reason": outcome["comment"]}
+        data = outcome["data"]
+        paid = await step.do(
+            "book the expense",
+            lambda: {"amount": data["approved_amount"], "cost_centre": data["cost_centre"], "to": p["userId"]},
+        )
+        return {"paid": True, **paid, "approved_by": [d["by"] for d in outcome["decisions"]]}
 
 
 # 5. Fan-out ------------------------------------------------------------------------------

@@ -94,3 +94,47 @@ def test_send_event_pause_resume_terminate_restart_and_terminate_all():
     assert cli("instances", "terminate-all", "t-waiter") == "Terminated 2 instance(s) of t-waiter.\n"
     rows = cli("instances", "list", "t-waiter").splitlines()[2:]  # after the header and its rule
     assert sorted(row.split()[:2] for row in rows) == [["w1", "terminated"], ["w2", "terminated"]]
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+@pytest.fixture
+def finance(db):
+    from django.contrib.auth.models import Group, User
+
+    group = Group.objects.create(name="finance")
+    for name in ("ada", "bob"):
+        User.objects.create_user(name).groups.add(group)
+    User.objects.create_user("dave")
+
+
+def test_approvals_list_shows_what_a_user_may_decide(finance):
+    start("t-approval", {"approvers": ["group:finance"], "title": "Laptop", "requested_by": "bob"}, id="a1")
+    run()
+    assert "Laptop" in cli("approvals", "list", "--user", "ada")
+    assert cli("approvals", "list", "--user", "bob") == "No open approval requests for bob.\n"
+    assert "Laptop" in cli("approvals", "list")
+    listed = json.loads(cli("approvals", "list", "--user", "ada", "--json"))
+    assert [(r["instance_id"], r["quorum"], r["requested_by"]) for r in listed] == [("a1", 1, "bob")]
+
+
+def test_approvals_decide_as_a_user_with_form_data_and_refusals_exit_non_zero(finance):
+    instance = start("t-approval", {"approvers": ["group:finance"], "form": "spend", "requested_by": "bob"})
+    run()
+    request_id = str(json.loads(cli("approvals", "list", "--json"))[0]["id"])
+    with pytest.raises(CommandError, match="refused \\(own_request\\)"):
+        cli("approvals", "decide", request_id, "--user", "bob", "--approve")
+    with pytest.raises(CommandError, match="refused \\(invalid_data\\).*\n  approved_amount: This field is required."):
+        cli("approvals", "decide", request_id, "--user", "ada", "--approve")
+    with pytest.raises(CommandError, match="no user named 'nobody'"):
+        cli("approvals", "decide", request_id, "--user", "nobody", "--reject")
+    data = '{"approved_amount": "99.90", "cost_centre": "ops"}'
+    said = cli("approvals", "decide", request_id, "--user", "ada", "--approve", "--comment", "ok", "--data", data)
+    assert (
+        said == f"ada approved approval {request_id} (t-approval/{instance.id}); it is now approved (1/1 approvals).\n"
+    )
+    output = run(instance)["output"]
+    assert (output["by"], output["comment"], str(output["data"]["approved_amount"])) == ("ada", "ok", "99.90")
+    with pytest.raises(CommandError, match="refused \\(closed\\): .*already closed: approved by ada"):
+        cli("approvals", "decide", request_id, "--user", "dave", "--reject")

@@ -12,11 +12,13 @@ import threading
 import time
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.auth.models import User as Account
 
 from examples.demo import demo_image
 from examples.models import Approval, Record, User
 from tests.mail import sent_to
-from workflows import get_workflow
+from workflows import approvals, get_workflow
 from workflows.bindings import env
 from workflows.models import Instance
 from workflows.schedules import fire, sync_schedules
@@ -142,7 +144,12 @@ def test_image_processing_publishes_only_an_approved_image(worker_runner, approv
         "description"
     ]
     assert "320x200 PNG image" in description and "offline backend" in description
-    handle.send_event("approved", {"approved": approved})
+    (request,) = approvals.pending()
+    assert request.title == f"Publish {key}?" and request.details["Image"] == approvals.Image(key)
+    assert request.details["What the AI saw"] == description
+    approver = Account.objects.create_user("reviewer")
+    approver.user_permissions.add(Permission.objects.get(codename="approve_instance"))
+    approvals.decide(request.id, user=Account.objects.get(pk=approver.pk), approved=approved)
     wait(worker_runner, handle, "complete")
     published = env.BUCKET.get(f"public/{key}")
     if approved:
@@ -173,8 +180,18 @@ def test_human_approval_updates_the_approvals_table(worker_runner):
     for handle in (yes, no):
         wait(worker_runner, handle, "waiting")
     assert Approval.objects.get(id="req-yes").status == "pending"
-    yes.send_event("approval-response", {"approved": True})
-    no.send_event("approval-response", {"approved": False})
+    manager = Account.objects.create_user("u1")  # the requester of req-yes
+    manager.user_permissions.add(Permission.objects.get(codename="approve_instance"))
+    manager = Account.objects.get(pk=manager.pk)
+    requests = {r.instance_id: r for r in approvals.pending()}
+    assert requests["req-yes"].title == "A request from u1: a" and requests["req-yes"].requested_by == "u1"
+    with pytest.raises(approvals.DecisionRefused, match="own request"):
+        approvals.decide(requests["req-yes"].id, user=manager, approved=True)
+    other = Account.objects.create_user("u9")
+    other.user_permissions.add(Permission.objects.get(codename="approve_instance"))
+    other = Account.objects.get(pk=other.pk)
+    approvals.decide(requests["req-yes"].id, user=other, approved=True)
+    approvals.decide(requests["req-no"].id, user=manager, approved=False)
     wait(worker_runner, yes, "complete")
     wait(worker_runner, no, "complete")
     assert dict(Approval.objects.values_list("id", "status")) == {"req-yes": "approved", "req-no": "rejected"}
@@ -246,3 +263,43 @@ def test_the_flaky_export_fails_until_its_switch_is_on_then_retrying_the_failed_
         assert instance.get_output() == "exported"
         story = handle.get("export-1").describe()
         assert len(story["steps"][0]["earlier_runs"][0]["attempts"]) == 3, "the failed attempts are kept"
+
+
+def test_the_expense_example_needs_two_finance_approvals_above_a_thousand_and_books_the_form(workflow_runner):
+    from decimal import Decimal
+
+    from django.contrib.auth.models import Group
+
+    finance = Group.objects.create(name="finance")
+    ada, bob, dave = (Account.objects.create_user(n) for n in ("ada", "bob", "dave"))
+    ada.groups.add(finance)
+    bob.groups.add(finance)
+    dave.groups.add(finance)  # even in finance, dave may not approve his own expense
+    ada, bob, dave = (Account.objects.get(pk=u.pk) for u in (ada, bob, dave))
+    handle = get_workflow("expense")
+    with introspect_workflow_instance(handle, "laptop") as instance:
+        handle.create(id="laptop", params={"userId": "dave", "summary": "Laptop", "amount": 1900})
+        workflow_runner.run_until_idle()
+        (request,) = approvals.pending(ada)
+        assert (request.title, request.quorum, request.form_path) == (
+            "Expense from dave: Laptop", 2, "examples.workflows.ExpenseDecisionForm",
+        )  # fmt: skip
+        with pytest.raises(approvals.DecisionRefused, match="own request"):
+            approvals.decide(request.id, user=dave, approved=True, data={"approved_amount": "1", "cost_centre": "ops"})
+        form = {"approved_amount": "1850.00", "cost_centre": "rnd"}
+        approvals.decide(request.id, user=ada, approved=True, data=form)
+        assert instance.status() == "waiting"
+        approvals.decide(request.id, user=bob, approved=True, data=form, comment="second signature")
+        assert instance.wait_for_status("complete")
+        output = instance.get_output()
+        assert output == {
+            "paid": True, "amount": Decimal("1850.00"), "cost_centre": "rnd", "to": "dave",
+            "approved_by": ["ada", "bob"],
+        }  # fmt: skip
+    with introspect_workflow_instance(handle, "ticket") as small:
+        handle.create(id="ticket", params={"userId": "dave", "summary": "Ticket", "amount": 420})
+        workflow_runner.run_until_idle()
+        (request,) = approvals.pending(bob)
+        approvals.decide(request.id, user=bob, approved=False, comment="use the team budget")
+        assert small.wait_for_status("complete")
+        assert small.get_output() == {"paid": False, "rejected_by": "bob", "reason": "use the team budget"}

@@ -35,6 +35,14 @@ def approver():
     return ApiToken.issue(user)[1]
 
 
+@pytest.fixture
+def signaller():
+    """A service that may only send events (answers to wait_for_event)."""
+    user = User.objects.create_user("signaller")
+    user.user_permissions.add(Permission.objects.get(codename="send_event"))
+    return ApiToken.issue(user)[1]
+
+
 def call(client, method, path, token=None, body=None, raw=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = raw if raw is not None else (json.dumps(body) if body is not None else "")
@@ -184,15 +192,18 @@ def test_duplicates_and_finished_instances_are_conflicts(client, operator):
     assert (status, body["error"]["code"]) == (409, "invalid_state")
 
 
-def test_permissions_viewers_read_approvers_send_events_operators_control(client, viewer, approver):
+def test_permissions_viewers_read_signallers_send_events_operators_control(client, viewer, approver, signaller):
     get_workflow("t-waiter").create(id="perm")
     assert call(client, "GET", "workflows/t-waiter/instances/perm", viewer)[0] == 200
-    for token in (viewer, approver):
+    for token in (viewer, approver, signaller):
         status, body = call(client, "PATCH", "workflows/t-waiter/instances/perm/status", token, {"status": "terminate"})
         assert (status, body["error"]["code"]) == (403, "permission_denied")
         assert "workflows.operate_instance" in body["error"]["message"]
-    assert call(client, "POST", "workflows/t-waiter/instances/perm/events/go", viewer, {})[0] == 403
-    assert call(client, "POST", "workflows/t-waiter/instances/perm/events/go", approver, {})[0] == 202
+    for token in (viewer, approver):  # deciding approvals is not sending events
+        status, body = call(client, "POST", "workflows/t-waiter/instances/perm/events/go", token, {})
+        assert (status, body["error"]["code"]) == (403, "permission_denied")
+        assert "'workflows.send_event' or 'workflows.operate_instance'" in body["error"]["message"]
+    assert call(client, "POST", "workflows/t-waiter/instances/perm/events/go", signaller, {})[0] == 202
     assert get_workflow("t-waiter").get("perm").status()["status"] == "queued"
 
 
@@ -237,3 +248,80 @@ def test_dates_with_any_offset_are_compared_in_utc(client, viewer):
 
     assert listed_after(created - timedelta(seconds=1)) == ["tz"]
     assert listed_after(created + timedelta(seconds=1)) == []
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+@pytest.fixture
+def finance_tokens(db):
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.create(name="finance")
+    tokens = {}
+    for name in ("ada", "bob", "dave"):
+        user = User.objects.create_user(name)
+        if name != "dave":
+            user.groups.add(group)
+        tokens[name] = ApiToken.issue(user)[1]
+    return tokens
+
+
+def open_request(**params):
+    get_workflow("t-approval").create(id=params.pop("id", "ap"), params={"approvers": ["group:finance"], **params})
+    run()
+    from workflows.models import ApprovalRequest
+
+    return ApprovalRequest.objects.latest("pk").pk
+
+
+def test_approvals_are_listed_per_caller_and_read_one_by_one(client, finance_tokens, operator):
+    request_id = open_request(title="Chair for {requested_by}", requested_by="bob")
+    status, mine = call(client, "GET", "approvals", finance_tokens["ada"])
+    assert status == 200 and [(r["id"], r["title"], r["can_decide"]) for r in mine["approvals"]] == [
+        (request_id, "Chair for bob", True)
+    ]
+    assert call(client, "GET", "approvals", finance_tokens["bob"])[1]["approvals"] == []
+    status, body = call(client, "GET", "approvals?scope=all", finance_tokens["ada"])
+    assert (status, body["error"]["code"]) == (403, "permission_denied")
+    assert len(call(client, "GET", "approvals?scope=all", operator)[1]["approvals"]) == 1
+    status, one = call(client, "GET", f"approvals/{request_id}", finance_tokens["bob"])
+    assert status == 200 and (one["can_decide"], one["refusal"]) == (False, "own_request")
+    assert call(client, "GET", "approvals/999999", finance_tokens["bob"])[0] == 404
+
+
+@pytest.mark.parametrize(
+    "who,body,status,code",
+    [
+        ("dave", {"approved": True}, 403, "not_approver"),
+        ("bob", {"approved": True}, 403, "own_request"),
+        ("ada", {"approved": True, "data": {"approved_amount": "-1"}}, 422, "invalid_data"),
+        ("ada", {"approved": "yes"}, 400, "invalid_request"),
+        ("ada", {"approved": True, "extra": 1}, 400, "invalid_request"),
+    ],
+)
+def test_a_refused_decision_answers_its_reason_with_the_right_status(client, finance_tokens, who, body, status, code):
+    request_id = open_request(requested_by="bob", form="spend")
+    got_status, got = call(client, "POST", f"approvals/{request_id}/decision", finance_tokens[who], body)
+    assert (got_status, got["error"]["code"]) == (status, code), got
+    if code == "invalid_data":
+        assert set(got["error"]["fields"]) == {"approved_amount", "cost_centre"}
+
+
+def test_deciding_over_http_records_once_and_later_calls_conflict(client, finance_tokens):
+    request_id = open_request(quorum=2)
+    status, after = call(client, "POST", f"approvals/{request_id}/decision", finance_tokens["ada"], {"approved": True})
+    assert status == 200 and (after["status"], after["approvals"], after["decisions"][0]["channel"]) == (
+        "open",
+        1,
+        "api",
+    )
+    status, again = call(client, "POST", f"approvals/{request_id}/decision", finance_tokens["ada"], {"approved": False})
+    assert (status, again["error"]["code"]) == (409, "already_decided")
+    call(
+        client, "POST", f"approvals/{request_id}/decision", finance_tokens["bob"], {"approved": True, "comment": "2nd"}
+    )
+    status, late = call(client, "POST", f"approvals/{request_id}/decision", finance_tokens["dave"], {"approved": False})
+    assert (status, late["error"]["code"]) == (409, "closed")
+    run()
+    assert get_workflow("t-approval").get("ap").status()["output"]["by"] == "bob"

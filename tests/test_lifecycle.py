@@ -218,7 +218,9 @@ def test_a_terminated_instance_leaves_no_step_waiting_or_retrying():
     assert [s.status for s in steps_of(waiter)] == ["waiting"] and [s.status for s in steps_of(flaky)] == ["retrying"]
     waiter.terminate()
     flaky.terminate()
-    assert [s.status for s in steps_of(waiter)] == ["cancelled"] and [s.status for s in steps_of(flaky)] == ["cancelled"]
+    assert [s.status for s in steps_of(waiter)] == ["cancelled"] and [s.status for s in steps_of(flaky)] == [
+        "cancelled"
+    ]
     assert all(s.ended_at is not None for s in steps_of(waiter) + steps_of(flaky))
     later(hours=2)
     assert (waiter.status()["status"], flaky.status()["status"]) == ("terminated", "terminated")

@@ -35,6 +35,7 @@ from workflows.states import (
     OPEN_STEP,
     PUBLIC_KIND,
     UNFINISHED,
+    ApprovalStatus,
     Outcome,
     Permission,
     Status,
@@ -56,7 +57,7 @@ __all__ = [
     "health_status", "metrics_text",
     # closed sets
     "Status", "StepStatus", "StepKind", "PUBLIC_KIND", "OPEN_STEP", "ACTIVE", "FINISHED", "UNFINISHED",
-    "Permission", "Outcome",
+    "Permission", "Outcome", "ApprovalStatus",
     # values
     "to_plain_json",
     # errors

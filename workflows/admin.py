@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 
-from workflows.models import Attempt, Event, Instance, Step
+from workflows.models import ApprovalDecision, ApprovalRequest, Attempt, Event, Instance, Step
 
 
 class ReadOnly:
@@ -58,3 +58,17 @@ class InstanceAdmin(ReadOnly, admin.ModelAdmin):
 class AttemptAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("step", "number", "success", "started_at", "ended_at", "retry_delay")
     list_filter = ("success",)
+
+
+class ApprovalDecisionInline(ReadOnly, admin.TabularInline):
+    model = ApprovalDecision
+    fields = ("username", "approved", "comment", "decided_at", "channel", "as_superuser")
+    extra = 0
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("id", "workflow_name", "instance_key", "step_name", "title", "status", "quorum", "created_at")
+    list_filter = ("status", "workflow_name")
+    search_fields = ("instance_key", "title")
+    inlines = [ApprovalDecisionInline]

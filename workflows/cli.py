@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 
 def add_arguments(sub: argparse._SubParsersAction[CommandParser]) -> None:
+    from workflows import cli_approvals
+
+    cli_approvals.add_arguments(sub)
     p = sub.add_parser("list", help="registered workflows with instance counts")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("describe", help="one workflow: counts per status and recent instances")
@@ -79,6 +82,10 @@ def run(command: str | None, options: dict[str, Any], out: SupportsWrite[str]) -
             return _trigger(options, out)
         if command == "instances":
             return INSTANCE_ACTIONS[options["action"]](options, out)
+        if command == "approvals":
+            from workflows import cli_approvals
+
+            return cli_approvals.run(options, out)
     except WorkflowError as exc:
         raise CommandError(str(exc)) from None
     raise CommandError(f"unknown command {command!r}")

@@ -21,37 +21,41 @@ if TYPE_CHECKING:
 LOGIN_FILE = Path(settings.BASE_DIR) / "var" / "demo-login.txt"
 
 
-def setup_demo(out: SupportsWrite[str], port: int = 8000) -> None:
-    username = "admin"
+def demo_password() -> str:
+    """The demo's password: generated once per checkout, kept in var/ (never a published default)."""
     if LOGIN_FILE.exists():
-        password = LOGIN_FILE.read_text().strip()
-    else:
-        password = secrets.token_urlsafe(9)
-        LOGIN_FILE.parent.mkdir(exist_ok=True)
-        LOGIN_FILE.write_text(password + "\n")
+        return LOGIN_FILE.read_text().strip()
+    password = secrets.token_urlsafe(9)
+    LOGIN_FILE.parent.mkdir(exist_ok=True)
+    LOGIN_FILE.write_text(password + "\n")
+    return password
+
+
+def setup_demo(out: SupportsWrite[str], port: int = 8000) -> None:
+    """The admin login, the example app's people and instances, and a banner that says what is there."""
+    password = demo_password()
     User = get_user_model()
-    user = User.objects.filter(username=username).first() or User(username=username, email="admin@example.com")
-    user.is_staff = user.is_superuser = True
-    user.set_password(password)
-    user.save()
-
-    from django.conf import settings as django_settings
-
-    starter = getattr(django_settings, "WORKFLOWS_DEMO_STARTER", None)
+    admin = User.objects.filter(username="admin").first() or User(username="admin", email="admin@example.com")
+    admin.is_staff = admin.is_superuser = True
+    admin.set_password(password)
+    admin.save()
+    people: list[tuple[str, str]] = [("admin", "superuser: may do anything, and sees the Admin")]
+    starter = getattr(settings, "WORKFLOWS_DEMO_STARTER", None)
     if starter:
         from django.utils.module_loading import import_string
 
-        import_string(starter)(f"http://127.0.0.1:{port}")
+        people += import_string(starter)(f"http://127.0.0.1:{port}", password)
+    logins = "\n".join(f"    {name:<7} {role}" for name, role in people)
     out.write(
         "\n"
-        f"  Open:       http://127.0.0.1:{port}/\n"
-        f"  Login:      {username} / {password}\n"
-        f"  Workflows:  {', '.join(sorted(registered()))}\n"
-        "  Example instances are starting: some finish, one sleeps for 7 days, one keeps failing and\n"
-        "  retrying, two wait for approval. From a shell, try:\n"
-        "    .venv/bin/python manage.py workflows list\n"
-        "    .venv/bin/python manage.py workflows instances send-event approval demo-expense-17 \\\n"
-        "        --type approval-response --payload '{\"approved\": true}'\n\n"
+        f"  Open:       http://127.0.0.1:{port}/   (PORT=8080 ./scripts/demo picks another port)\n"
+        f"  Password:   {password}   (every login below; kept in var/demo-login.txt)\n"
+        f"  Logins:\n{logins}\n"
+        f"  Workflows:  {', '.join(sorted(registered()))}\n\n"
+        "  Example instances are starting: some finish, one sleeps for its 7-day trial, one fails\n"
+        "  until you switch its export service on, and approval requests wait in the Inbox.\n"
+        "  Log in as ada, then as bob, to see two people's inboxes; a large expense needs both.\n"
+        "  From a shell: .venv/bin/python manage.py workflows approvals list --user ada\n\n"
     )
 
 

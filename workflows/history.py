@@ -16,8 +16,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from workflows.models import Attempt, Step
-from workflows.states import OPEN_STEP, StepStatus
+from workflows.models import ApprovalRequest, Attempt, Step
+from workflows.states import OPEN_STEP, ApprovalStatus, StepStatus
 
 # The error of an attempt whose worker stopped (crash, SIGKILL, lost lease).
 INTERRUPTED: dict[str, Any] = {
@@ -45,6 +45,9 @@ def cancel_open_steps(steps: QuerySet[Step], now: datetime, reason: dict[str, An
     finds the lease gone).
     """
     record_interrupted(steps.filter(status=StepStatus.RUNNING), now, reason)
+    ApprovalRequest.objects.filter(step__in=steps.filter(status__in=OPEN_STEP), status=ApprovalStatus.OPEN).update(
+        status=ApprovalStatus.CANCELLED, closed_at=now, closed_by=reason["name"].lower()
+    )
     steps.filter(status__in=OPEN_STEP).update(
         status=StepStatus.CANCELLED, ended_at=now, wake_at=None, lease_token=None, lease_until=None
     )

@@ -6,9 +6,10 @@ rows say what has happened and what is due.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
-from workflows.states import Permission, Status, StepKind, StepStatus
+from workflows.states import ApprovalStatus, Permission, Status, StepKind, StepStatus
 
 
 class Instance(models.Model):
@@ -183,6 +184,85 @@ class TestOverride(models.Model):
     class Meta:
         db_table = "wf_test_override"
         indexes = [models.Index(fields=["workflow_name", "instance_id"], name="wf_test_override_key")]
+
+
+class ApprovalRequest(models.Model):
+    """A ``step.wait_for_approval``: what is asked, who may decide, how many must agree, the end.
+
+    Created with its step (kind ``approval``), in the worker's fenced transaction. Its
+    deadline is the step's ``wake_at`` (so pausing moves it). ``workflows.approvals.decide``
+    records decisions and closes it once (a row lock, then a conditional status change);
+    the step reads the outcome when its instance replays.
+    """
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="approval_requests")
+    step = models.OneToOneField(Step, on_delete=models.CASCADE, related_name="approval_request")
+    # The instance's and step's names, kept here so lists and filters need no join.
+    workflow_name = models.CharField(max_length=64)
+    instance_key = models.CharField(max_length=100)
+    step_name = models.CharField(max_length=256)
+    occurrence = models.IntegerField()
+    title = models.TextField(blank=True)
+    details = models.TextField(default="null")  # a mapping, stored by the value codec
+    # The entries as the author wrote them ("group:finance", "user:ada", "perm:app.code"); None
+    # means anyone with the approve permission. ApprovalApprover holds them for queries.
+    approvers = models.JSONField(null=True)
+    quorum = models.PositiveIntegerField(default=1)
+    requested_by = models.CharField(max_length=150, null=True)
+    form = models.CharField(max_length=300, blank=True)  # dotted path of a django.forms.Form
+    status = models.CharField(max_length=12, choices=ApprovalStatus.choices, default=ApprovalStatus.OPEN)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True)
+    closed_by = models.CharField(max_length=150, blank=True)
+    result = models.TextField(null=True)  # the payload the step receives, stored by the value codec
+
+    class Meta:
+        db_table = "wf_approval"
+        indexes = [
+            models.Index(
+                fields=["workflow_name", "created_at"],
+                name="wf_approval_open",
+                condition=models.Q(status=ApprovalStatus.OPEN),
+            ),
+            models.Index(fields=["status", "-closed_at"], name="wf_approval_closed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"approval {self.pk} ({self.workflow_name}/{self.instance_key}: {self.step_name})"
+
+
+class ApprovalApprover(models.Model):
+    """One entry of a request's approvers, split for "what may this user decide" queries."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="approver_rows")
+    kind = models.CharField(max_length=8)  # user, group or perm
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        db_table = "wf_approval_approver"
+        constraints = [models.UniqueConstraint(fields=["request", "kind", "value"], name="wf_approver_once")]
+        indexes = [models.Index(fields=["kind", "value"], name="wf_approver_lookup")]
+
+
+class ApprovalDecision(models.Model):
+    """One person's decision on a request: each decides once (the unique key makes sure)."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decision_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    approved = models.BooleanField()
+    comment = models.TextField(blank=True)
+    data = models.TextField(default="{}")  # the form's cleaned data, stored by the value codec
+    decided_at = models.DateTimeField()
+    channel = models.CharField(max_length=16)  # dashboard, api, cli, python
+    # Decided as a superuser who is not among the approvers (the audit says so).
+    as_superuser = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "wf_approval_decision"
+        ordering = ["decided_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["request", "username"], name="wf_decision_once")]
+        indexes = [models.Index(fields=["username", "-decided_at"], name="wf_decision_by")]
 
 
 class WorkerHeartbeat(models.Model):

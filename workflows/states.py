@@ -34,10 +34,16 @@ class StepKind(models.TextChoices):
     DO = "do"
     SLEEP = "sleep"
     WAIT = "wait"
+    APPROVAL = "approval"
 
 
 # How a step's kind is named outside the engine (describe(), the API, the CLI).
-PUBLIC_KIND: dict[str, str] = {StepKind.DO: "do", StepKind.SLEEP: "sleep", StepKind.WAIT: "wait_for_event"}
+PUBLIC_KIND: dict[str, str] = {
+    StepKind.DO: "do",
+    StepKind.SLEEP: "sleep",
+    StepKind.WAIT: "wait_for_event",
+    StepKind.APPROVAL: "wait_for_approval",
+}
 
 
 class StepStatus(models.TextChoices):
@@ -60,8 +66,9 @@ OPEN_STEP: tuple[str, ...] = (StepStatus.QUEUED, StepStatus.RUNNING, *PENDING_ST
 class Permission(models.TextChoices):
     """Django permissions of the ``workflows`` app, as ``user.has_perm`` takes them."""
 
-    APPROVE = "workflows.approve_instance", "Can approve or reject waiting instances (send events)"
+    APPROVE = "workflows.approve_instance", "Can decide approval requests open to approvers (approvers=None)"
     OPERATE = "workflows.operate_instance", "Can create, pause, resume, terminate, restart and retry instances"
+    SEND_EVENT = "workflows.send_event", "Can send events to instances (answers wait_for_event, never an approval)"
 
     @property
     def codename(self) -> str:
@@ -73,3 +80,18 @@ class Outcome(models.TextChoices):
 
     APPROVED = "approved"
     REJECTED = "rejected"
+
+
+class ApprovalStatus(models.TextChoices):
+    """Where an approval request stands. Only ``open`` takes decisions."""
+
+    OPEN = "open"
+    APPROVED = "approved"  # the quorum of approvals was reached
+    REJECTED = "rejected"  # someone rejected it (one rejection closes it)
+    TIMED_OUT = "timed_out"  # its deadline passed with no decision
+    CANCELLED = "cancelled"  # its instance was terminated or restarted
+
+
+# How a request that closed with a decision reads, and the kinds of approver entries.
+DECIDED: tuple[str, ...] = (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED)
+APPROVER_KINDS: tuple[str, ...] = ("user", "group", "perm")

@@ -72,6 +72,25 @@ def pretty_json(value: Any) -> str:
 
 
 @register.filter
+def detail_value(value: Any) -> str:
+    """A detail or form value as text: scalars as they are, anything else as compact JSON."""
+    plain = to_plain_json(value, for_people=True)
+    if isinstance(plain, str):
+        return plain
+    if isinstance(plain, bool) or plain is None:
+        return json.dumps(plain)
+    if isinstance(plain, (int, float)):
+        return f"{plain:,}" if isinstance(plain, int) else str(plain)
+    return json.dumps(plain, ensure_ascii=False)
+
+
+@register.filter
+def lookup(mapping: Any, key: Any) -> Any:
+    """``{{ cards|lookup:step.seq }}``: an item of a dict (None when absent)."""
+    return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
 def is_long(text: str, lines: int | str = 12) -> bool:
     return len(text) > 400 or text.count("\n") > int(lines)
 

@@ -8,6 +8,8 @@ import asyncio
 import os
 import time
 
+from django import forms
+
 from tests.testapp.ledger import count, record
 from workflows import NonRetryableError, Workflow, WorkflowTimeoutError
 
@@ -324,7 +326,6 @@ class Hostile(Workflow):
     """Puts markup in every place the dashboard shows: params, outputs, errors, events."""
 
     name = "t-hostile"
-    approval_context = "Decide on {html}"
 
     async def run(self, event, step):
         html = event.payload["html"]
@@ -333,7 +334,8 @@ class Hostile(Workflow):
             await step.do("fail", lambda: (_ for _ in ()).throw(ValueError(html)), retries={"limit": 0, "delay": 0})
         except ValueError:
             pass
-        return await step.wait_for_event("decide", type="decision", timeout="1h")
+        await step.wait_for_event("signal", type="go", timeout="1h")
+        return await step.wait_for_approval("decide", title="Decide on {html}", details={"html": html}, timeout="1h")
 
 
 class Fixable(Workflow):
@@ -386,3 +388,53 @@ class Chaos(Workflow):
         received = await step.wait_for_event("go", type="go", timeout="10m")
         c = await step.do("c", effect("c", received["payload"]["n"]))
         return a + sum(parts) + b + c
+
+
+class SpendForm(forms.Form):
+    """A decision form: what an approver fills in (Decimal and date survive the round trip)."""
+
+    approved_amount = forms.DecimalField(max_digits=10, decimal_places=2, min_value=0)
+    cost_centre = forms.ChoiceField(choices=[("ops", "Operations"), ("rnd", "Research")])
+    review_on = forms.DateField(required=False)
+
+
+class StrictRejectForm(forms.Form):
+    reason = forms.CharField(max_length=200)
+    validate_on_reject = True
+
+
+class Approval(Workflow):
+    """wait_for_approval with every option taken from the params, then a step that records the decision."""
+
+    name = "t-approval"
+
+    async def run(self, event, step):
+        p = event.payload
+        forms_by_name = {"spend": SpendForm, "strict": StrictRejectForm}
+        try:
+            decision = await step.wait_for_approval(
+                p.get("step", "sign off"),
+                approvers=p.get("approvers"),
+                quorum=p.get("quorum", 1),
+                requested_by=p.get("requested_by"),
+                form=forms_by_name.get(p.get("form")),
+                title=p.get("title"),
+                details=p.get("details"),
+                timeout=p.get("timeout", "1h"),
+            )
+        except WorkflowTimeoutError as exc:
+            return {"timed_out": str(exc)}
+        payload = decision["payload"]
+        await step.do("act", lambda: record(event.instance_id, "act", approved=payload["approved"]))
+        return payload
+
+
+class TwoApprovals(Workflow):
+    """Two approvals in a row and one beside an event wait: each gets its own decision."""
+
+    name = "t-two-approvals"
+
+    async def run(self, event, step):
+        first = await step.wait_for_approval("first", title="first of {n}")
+        second = await step.wait_for_approval("second", title="second of {n}")
+        return [first["payload"]["approved"], second["payload"]["approved"]]

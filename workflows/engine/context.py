@@ -114,6 +114,27 @@ class WorkflowStep:
         seconds = parse_bounded(timeout, what="wait_for_event timeout", minimum=1, maximum=MAX_SLEEP_SECONDS)
         return await self._replay.wait_for_event(name, type, seconds)
 
+    async def wait_for_approval(
+        self,
+        name: str,
+        *,
+        approvers: list[str] | None = None,
+        quorum: int = 1,
+        requested_by: str | None = None,
+        form: type | None = None,
+        title: str | None = None,
+        details: dict | None = None,
+        timeout: Any = "24 hours",
+    ) -> dict:
+        """Wait until people decide (see ``workflows.approvals``); returns ``{"type", "payload", "timestamp"}``."""
+        from workflows.engine.approvals import build_spec
+
+        spec = build_spec(
+            name, approvers=approvers, quorum=quorum, requested_by=requested_by, form=form, title=title,
+            details=details, timeout=timeout,
+        )  # fmt: skip
+        return await self._replay.wait_for_approval(name, spec)
+
 
 class SyncWorkflowStep:
     """The step API for a ``def run``: the same operations, blocking until each is done."""
@@ -136,3 +157,6 @@ class SyncWorkflowStep:
 
     def wait_for_event(self, name: str, *, type: str, timeout: Any = "24 hours") -> dict:
         return self._wait(self._step.wait_for_event(name, type=type, timeout=timeout))
+
+    def wait_for_approval(self, name: str, **options: Any) -> dict:
+        return self._wait(self._step.wait_for_approval(name, **options))

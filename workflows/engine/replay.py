@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 from workflows import clock, conf, overrides
 from workflows.bindings import env
 from workflows.definition import lookup
-from workflows.engine import parking, steps, waits
+from workflows.engine import approvals, parking, steps, waits
 from workflows.engine.bridge import DatabaseBridge
 from workflows.engine.context import SyncWorkflowStep, WorkflowEvent, WorkflowStep
 from workflows.engine.control import Abandon, RunOutcome, Suspend, draining
@@ -48,6 +48,7 @@ from workflows.values import decode, encode_limited
 
 if TYPE_CHECKING:
     from workflows.definition import Workflow
+    from workflows.engine.approvals import ApprovalSpec
     from workflows.engine.fanout import FanOut
 
 log = logging.getLogger("workflows.engine")
@@ -248,6 +249,9 @@ class ReplayPass:
 
     async def wait_for_event(self, name: str, event_type: str, timeout_seconds: float) -> dict:
         return await waits.wait_for_event(self, name, event_type, timeout_seconds)
+
+    async def wait_for_approval(self, name: str, spec: ApprovalSpec) -> dict:
+        return await approvals.wait_for_approval(self, name, spec)
 
     # ---- bookkeeping shared by the step kinds
 

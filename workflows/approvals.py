@@ -1,0 +1,142 @@
+"""Approvals, the public API: who may decide, how many must agree, what they fill in.
+
+In a workflow::
+
+    from workflows import Workflow, approvals
+
+    decision = await step.wait_for_approval(
+        "manager approval",
+        approvers=["group:finance", "user:ada"],    # also "perm:<app_label>.<codename>"
+        quorum=2,                                   # distinct approvals needed; one reject closes it
+        requested_by=p["userId"],                   # that user may never decide it
+        form=ExpenseDecisionForm,                   # a django.forms.Form subclass (optional)
+        title="Expense from {userId}: {summary}",   # formatted with the params
+        details={"Amount": p["amount"], "Receipt": approvals.Image(p["receiptKey"])},
+        timeout="48h",
+    )
+
+Everywhere else (the dashboard, the HTTP API, the CLI, your code): ``pending``, ``get``,
+``decide``, ``decided``. ``user`` is always a Django user object. Decisions are recorded
+once; the one that closes a request delivers it to the waiting step exactly once.
+Importing this module loads no models, so a workflows.py may import it at the top.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from workflows.errors import WorkflowError
+from workflows.values import register_type
+
+if TYPE_CHECKING:
+    from workflows.decisions import Request
+
+__all__ = ["Image", "DecisionRefused", "pending", "count_pending", "get", "decide", "decided", "image_thumbnail"]
+
+
+class Image:
+    """An image in the ``BUCKET`` binding, shown to approvers as a thumbnail (never a raw URL)."""
+
+    __slots__ = ("bucket_key",)
+
+    def __init__(self, bucket_key: str):
+        if not isinstance(bucket_key, str) or not bucket_key or len(bucket_key) > 1024:
+            raise ValueError(f"approvals.Image needs a bucket key of 1 to 1024 characters, got {bucket_key!r:.80}")
+        self.bucket_key = bucket_key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Image) and other.bucket_key == self.bucket_key
+
+    def __hash__(self) -> int:
+        return hash(("approvals.Image", self.bucket_key))
+
+    def __repr__(self) -> str:
+        return f"approvals.Image({self.bucket_key!r})"
+
+
+# Stored (in a request's details) as its bucket key; comes back as an Image.
+register_type(Image, "approval-image", lambda image: image.bucket_key, Image)
+
+
+class DecisionRefused(WorkflowError):
+    """A decision was not recorded. ``reason`` is one of:
+
+    ``not_found``, ``not_approver``, ``own_request``, ``already_decided``, ``closed``,
+    ``timed_out``, ``not_waiting``, ``invalid_data`` (then ``errors`` maps each form field
+    to its messages, as Django's ``form.errors.get_json_data()`` gives them).
+    """
+
+    def __init__(self, message: str, reason: str, errors: dict[str, list[dict[str, str]]] | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.errors = errors or {}
+
+
+def pending(user: Any = None, workflow: str | None = None, limit: int | None = None) -> list[Request]:
+    """Open requests, soonest deadline first. With ``user``: only those they may decide and
+    have not decided yet (never their own). ``workflow`` narrows to one workflow."""
+    from workflows import decisions
+
+    return decisions.pending(user=user, workflow=workflow, limit=limit)
+
+
+def count_pending(user: Any) -> int:
+    """How many open requests ``user`` may decide and has not decided (the inbox badge)."""
+    from workflows import decisions
+
+    return decisions.count_pending(user)
+
+
+def get(request_id: int) -> Request:
+    """One request, open or closed; DecisionRefused (reason ``not_found``) when there is none."""
+    from workflows import decisions
+
+    return decisions.get(request_id)
+
+
+def decide(
+    request_id: int,
+    *,
+    user: Any,
+    approved: bool,
+    comment: str = "",
+    data: dict[str, Any] | None = None,
+    channel: str = "python",
+) -> Request:
+    """Record ``user``'s decision; when it closes the request, deliver it to the waiting step.
+
+    Returns the request as it is afterwards. Raises DecisionRefused, naming the reason, when
+    the user may not decide it, has already, or it is no longer open; nothing is recorded then.
+    ``channel`` says where the decision came from (dashboard, api, cli, python): it is kept.
+    """
+    from workflows import decisions
+
+    return decisions.decide(request_id, user=user, approved=approved, comment=comment, data=data, channel=channel)
+
+
+def decided(
+    *,
+    decider: Any = None,
+    workflow: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+) -> list[Request]:
+    """Closed requests, most recently closed first: those ``decider`` (a user) took part in,
+    of ``workflow``, with ``outcome`` (approved, rejected, timed_out, cancelled), closed in
+    [since, until)."""
+    from workflows import decisions
+
+    return decisions.decided(decider=decider, workflow=workflow, outcome=outcome, since=since, until=until, limit=limit)
+
+
+def image_thumbnail(request_id: int, bucket_key: str, size: int = 480) -> tuple[bytes, str]:
+    """(bytes, content type) of a thumbnail of an image the request shows in its details.
+
+    Only keys the request lists are served; anything that is not an image is refused.
+    """
+    from workflows import decisions
+
+    return decisions.image_thumbnail(request_id, bucket_key, size)
