@@ -1,11 +1,10 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.templatetags.static import static
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from api import views as api_views
-
 
 
 def favicon(request: HttpRequest) -> HttpResponse:

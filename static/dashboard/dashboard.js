@@ -42,6 +42,10 @@
 
   if (window.Idiomorph) {
     Idiomorph.defaults.callbacks.beforeAttributeUpdated = function (name, element) {
+      // The mark itself must survive: the server's copy never has it.
+      if (name === "data-edited") {
+        return false;
+      }
       if (name === "open" && element instanceof HTMLDetailsElement && isUserEdited(element)) {
         return false;
       }
