@@ -303,3 +303,46 @@ def test_the_expense_example_needs_two_finance_approvals_above_a_thousand_and_bo
         approvals.decide(request.id, user=bob, approved=False, comment="use the team budget")
         assert small.wait_for_status("complete")
         assert small.get_output() == {"paid": False, "rejected_by": "bob", "reason": "use the team budget"}
+
+
+SYNC_AT = """
+import sys, time, django
+django.setup()
+from workflows.schedules import sync_schedules
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+sync_schedules()
+"""
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_workers_starting_at_the_same_moment_register_each_schedule_once():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from django.conf import settings
+    from django_q.models import Schedule
+
+    from workflows.testing import database_url
+
+    env = {**os.environ, "DATABASE_URL": database_url()}
+    start_at = str(time.time() + 3)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SYNC_AT, start_at], cwd=settings.BASE_DIR, env=env) for _ in range(4)
+    ]
+    assert [p.wait(60) for p in procs] == [0, 0, 0, 0]
+    assert Schedule.objects.filter(name="workflows:daily:0 9 * * *").count() == 1
+
+
+def test_syncing_removes_duplicate_schedules_an_older_race_left(db):
+    from django_q.models import Schedule
+
+    for _ in range(3):
+        Schedule.objects.create(
+            name="workflows:daily:0 9 * * *", func="x", schedule_type=Schedule.CRON, cron="0 9 * * *"
+        )
+    sync_schedules()
+    (left,) = Schedule.objects.filter(name="workflows:daily:0 9 * * *")
+    assert left.func == "workflows.schedules.fire"
