@@ -101,6 +101,7 @@ def start_examples(base_url: str, password: str) -> list[tuple[str, str]]:
             "demo-expense-19",
             {"userId": "dave", "summary": "New laptop", "amount": 1900, "receiptKey": "receipts/laptop.png"},
         ),
+        ("order", "demo-order-7", {"orderId": "A-7", "amount": 42}),
         ("fan-out", "demo-reports", {"prefix": "incoming/"}),
         ("parent", "demo-parent", {"data": {"order": 42}}),
         ("race", "demo-race", {}),

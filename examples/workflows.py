@@ -227,6 +227,26 @@ class ExpenseWorkflow(Workflow):
         return {"paid": True, **paid, "approved_by": [d["by"] for d in outcome["decisions"]]}
 
 
+# Beyond the seed: a machine-to-machine signal, answered by send_event (not an approval) ---
+
+
+class OrderWorkflow(Workflow):
+    """Wait for the payment provider's webhook, then ship; cancel when no payment comes within an hour."""
+
+    name = "order"
+
+    async def run(self, event, step):
+        p = event.payload
+        try:
+            payment = await step.wait_for_event("payment", type="payment-received", timeout="1 hour")
+        except WorkflowTimeoutError:
+            await step.do("cancel", lambda: {"cancelled": p["orderId"]})
+            return {"shipped": False}
+        paid = payment["payload"]
+        await step.do("ship", lambda: {"order": p["orderId"], "paid": paid.get("amount")})
+        return {"shipped": True}
+
+
 # 5. Fan-out ------------------------------------------------------------------------------
 
 
