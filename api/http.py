@@ -111,6 +111,13 @@ def datetime_param(request: HttpRequest, name: str) -> datetime | None:
     text = request.GET.get(name)
     if text is None:
         return None
+    return parse_datetime_text(text, name)
+
+
+def parse_datetime_text(text: Any, name: str) -> datetime:
+    """An ISO 8601 / RFC 3339 time (UTC when it has no offset), or a 400 naming ``name``."""
+    if not isinstance(text, str) or len(text) > 64:
+        raise ApiError(400, "invalid_request", f"{name} must be an ISO 8601 date or time string")
     # RFC 3339 allows a lower-case t and z, and a leap second (:60), which Python's parser does not.
     normal = text.upper().replace("Z", "+00:00")
     leap = LEAP_SECOND.search(normal)

@@ -48,6 +48,42 @@ SCHEMAS = {
             "decisions": {"type": "array", "items": {"type": "object"}},
             "can_decide": {"type": "boolean"},
             "refusal": {"type": ["string", "null"]},
+            "policy": {
+                "type": "object",
+                "description": "reminders, escalation and what the deadline decides, and how far they have gone",
+                "properties": {
+                    "remind_every": {"type": ["number", "null"]},
+                    "escalate_to": {"type": ["array", "null"], "items": {"type": "string"}},
+                    "on_timeout": {"enum": ["error", "approve", "reject"]},
+                    "reminders_sent": {"type": "integer"},
+                    "escalated_at": NULLABLE_TIME,
+                    "next_nudge": NULLABLE_TIME,
+                },
+            },
+            "notifications": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Absence": {
+        "type": "object",
+        "required": ["id", "user", "delegate", "starts", "ends"],
+        "properties": {
+            "id": {"type": "integer"},
+            "user": {"type": "string"},
+            "delegate": {"type": "string"},
+            "starts": TIME,
+            "ends": TIME,
+            "note": {"type": "string"},
+        },
+    },
+    "AbsenceInput": {
+        "type": "object",
+        "required": ["delegate", "starts", "ends"],
+        "additionalProperties": False,
+        "properties": {
+            "delegate": {"type": "string", "description": "the username who decides meanwhile"},
+            "starts": TIME,
+            "ends": TIME,
+            "note": {"type": "string", "maxLength": 200},
         },
     },
     "DecisionInput": {
@@ -404,6 +440,45 @@ PATHS: dict[str, dict[str, Any]] = {
                 "200": {"description": "Recorded; the request as it is now", **_json("Approval")},
                 **_errors(400, 401, 403, 404, 409, 422),
             },
+        },
+    },
+    "/api/delegations": {
+        "get": {
+            "summary": "The caller's absences not ended yet, and those they stand in for",
+            "operationId": "listDelegations",
+            "responses": {
+                "200": {
+                    "description": "Absences",
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["absences", "standing_in_for"],
+                            "properties": {
+                                "absences": {"type": "array", "items": {"$ref": "#/components/schemas/Absence"}},
+                                "standing_in_for": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Absence"},
+                                },
+                            },
+                        }
+                    ),
+                },
+                **_errors(401),
+            },
+        },
+        "post": {
+            "summary": "Be away from starts to ends: delegate sees, decides and is told of the caller's requests",
+            "operationId": "setAway",
+            "requestBody": {"required": True, **_json("AbsenceInput")},
+            "responses": {"201": {"description": "Saved", **_json("Absence")}, **_errors(400, 401, 409)},
+        },
+    },
+    "/api/delegations/{absence_id}": {
+        "parameters": [_param("absence_id", schema={"type": "string", "pattern": "^[0-9]{1,18}$"})],
+        "delete": {
+            "summary": "Cancel one of the caller's absences",
+            "operationId": "cancelAway",
+            "responses": {"204": {"description": "Cancelled"}, **_errors(401, 404)},
         },
     },
     "/api/openapi.json": {

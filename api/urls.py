@@ -1,12 +1,14 @@
 from django.urls import path
 
-from api import approvals, views
+from api import approvals, delegations, views
 
 app_name = "api"
 urlpatterns = [
     path("approvals", approvals.approval_list, name="approvals"),
     path("approvals/<str:request_id>", approvals.approval_detail, name="approval"),
     path("approvals/<str:request_id>/decision", approvals.approval_decision, name="approval-decision"),
+    path("delegations", delegations.delegation_list, name="delegations"),
+    path("delegations/<str:absence_id>", delegations.delegation_detail, name="delegation"),
     path("openapi.json", views.openapi, name="openapi"),
     path("workflows", views.workflows, name="workflows"),
     path("workflows/<str:name>", views.workflow_detail, name="workflow"),

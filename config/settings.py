@@ -190,6 +190,12 @@ WORKFLOWS_DEMO_STARTER = "examples.demo.start_examples"
 # Mail from workflows (the EMAIL binding): printed to the console unless configured.
 EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "workflows@localhost")
+EMAIL_FILE_PATH = os.getenv("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))  # the file backend's folder
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")  # for the SMTP backend
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "false")
 
 # To describe images with a real vision model, point the AI binding at an OpenAI-compatible
 # endpoint, e.g. a local Ollama serving llava (WORKFLOWS_AI_URL=http://127.0.0.1:11434/v1).
@@ -210,6 +216,17 @@ WORKFLOWS: dict[str, Any] = {
     "WORKERS": envint("WORKFLOWS_WORKERS", "2"),
     "LEASE_SECONDS": float(os.getenv("WORKFLOWS_LEASE_SECONDS", "20")),
     "TEST_OVERRIDES": envbool("WORKFLOWS_TEST_OVERRIDES", "false"),
+    # Approval notifications: who is told how (comma-separated notifier paths), and the
+    # dashboard's address for the decision links they carry.
+    "APPROVAL_NOTIFIERS": [
+        path.strip()
+        for path in os.getenv("WORKFLOWS_APPROVAL_NOTIFIERS", "workflows.notifiers.EmailNotifier").split(",")
+        if path.strip()
+    ],
+    "BASE_URL": os.getenv("WORKFLOWS_BASE_URL", "http://127.0.0.1:8000"),
+    "APPROVAL_WEBHOOK_URL": os.getenv("WORKFLOWS_APPROVAL_WEBHOOK_URL", ""),
+    "APPROVAL_WEBHOOK_SECRET": os.getenv("WORKFLOWS_APPROVAL_WEBHOOK_SECRET", ""),
+    "NOTIFY_RETRY_SECONDS": float(os.getenv("WORKFLOWS_NOTIFY_RETRY_SECONDS", "30")),
 }
 
 if AI_URL:

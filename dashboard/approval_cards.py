@@ -9,6 +9,7 @@ was typed and its errors, so nothing typed is lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ class Card:
     refusal: approvals.DecisionRefused | None  # why this user may not decide it (None: they may)
     comment: str = ""
     error: str = ""  # a refusal to show on the card after a failed attempt
+    action: str = ""  # where the decision form posts (default: the card's decide URL)
+    show_images: bool = True  # thumbnails need a login (a token-only link page shows names)
+    on_behalf_of: str = ""  # the away approver this user decides for
 
     @property
     def can_decide(self) -> bool:
@@ -32,8 +36,9 @@ class Card:
 
     @property
     def selectable(self) -> bool:
-        """In a bulk decision: only requests without a form (those are decided one by one)."""
-        return self.can_decide and self.form is None
+        """In a bulk decision: only requests without a form (those are decided one by one), and
+        only where the bulk form is (the inbox; a decision link's page decides one request)."""
+        return self.can_decide and self.form is None and not self.action
 
     @property
     def prefix(self) -> str:
@@ -68,11 +73,14 @@ def _approver_label(entry: str) -> str:
     return {"group": f"group {value}", "user": value, "perm": f"whoever holds {value}"}.get(kind, entry)
 
 
-def card(request: approvals.Request, user: Any, *, post: QueryDict | None = None, error: str = "") -> Card:
-    refusal = request.refusal(user)
+def card(
+    request: approvals.Request, user: Any, *, post: QueryDict | None = None, error: str = "", action: str = ""
+) -> Card:
+    on_behalf_of, refusal = request.decider(user)
     form = _form(request, post, f"r{request.id}")
     comment = (post.get(f"r{request.id}-comment") or "") if post is not None else ""
-    return Card(request, form, refusal, comment, error)
+    logged_in = bool(getattr(user, "is_authenticated", False))
+    return Card(request, form, refusal, comment, error, action, show_images=logged_in, on_behalf_of=on_behalf_of)
 
 
 def _form(request: approvals.Request, post: QueryDict | None, prefix: str) -> forms.Form | None:
@@ -100,28 +108,45 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-def decide_from_post(request_id: int, user: Any, post: QueryDict) -> Outcome:
-    """Decide from a card's form. On refusal the card comes back with what was typed and why."""
+def decide_from_post(
+    request_id: int,
+    user: Any,
+    post: QueryDict,
+    *,
+    via: Callable[..., approvals.Request] | None = None,
+    action: str = "",
+) -> Outcome:
+    """Decide from a card's form. On refusal the card comes back with what was typed and why.
+
+    ``via`` decides instead of ``approvals.decide`` (a decision link), taking ``approved``,
+    ``comment`` and ``data``; ``action`` is where the returned card's form posts.
+    """
     current = approvals.get(request_id)
     prefix = f"r{request_id}"
     verdict = post.get("decision")
     if verdict not in ("approve", "reject"):
-        return Outcome(card(current, user, post=post, error="Choose Approve or Reject."), False)
+        return Outcome(card(current, user, post=post, error="Choose Approve or Reject.", action=action), False)
     form = _form(current, None, prefix)
     data = None
     if form is not None:
         data = {name: _field_value(post, f"{prefix}-{name}", f) for name, f in form.fields.items()}
+    decision: dict[str, Any] = {
+        "approved": verdict == "approve",
+        "comment": post.get(f"{prefix}-comment", ""),
+        "data": data,
+    }
     try:
-        decided = approvals.decide(
-            request_id, user=user, approved=verdict == "approve", comment=post.get(f"{prefix}-comment", ""),
-            data=data, channel="dashboard",
-        )  # fmt: skip
+        if via is not None:
+            decided = via(**decision)
+        else:
+            decided = approvals.decide(request_id, user=user, channel="dashboard", **decision)
     except approvals.DecisionRefused as exc:
-        return Outcome(card(approvals.get(request_id), user, post=post, error=str(exc)), False, str(exc))
+        refused = card(approvals.get(request_id), user, post=post, error=str(exc), action=action)
+        return Outcome(refused, False, str(exc))
     word = "Approved" if verdict == "approve" else "Rejected"
     state = "open" if decided.is_open else decided.status
     message = f"{word} {decided.workflow}/{decided.instance_id} ({decided.title}); the request is now {state}."
-    return Outcome(card(decided, user), True, message)
+    return Outcome(card(decided, user, action=action), True, message)
 
 
 def _field_value(post: QueryDict, key: str, form_field: forms.Field) -> Any:

@@ -179,3 +179,19 @@ class StartInstanceForm(forms.Form):
             return json.loads(raw)
         except ValueError as exc:
             raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
+
+
+class AwayForm(forms.Form):
+    """ "Away from D1 to D2, delegate to X" (times in the site's time zone)."""
+
+    starts = forms.DateTimeField(input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
+    ends = forms.DateTimeField(input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
+    delegate = forms.CharField(max_length=150, strip=True)
+    note = forms.CharField(max_length=200, required=False, strip=True)
+
+    def error_list(self) -> list[str]:
+        return [
+            f"{self.fields[name].label or name}: {message}" if name != "__all__" else str(message)
+            for name, messages in self.errors.items()
+            for message in messages
+        ]

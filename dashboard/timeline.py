@@ -110,15 +110,20 @@ class _Axis:
         return Segment(round(left, 3), round(width, 3), kind, title)
 
     def ticks(self) -> list[Tick]:
-        step = next((s for s in TICK_STEPS if self.span / s <= MAX_TICKS), TICK_STEPS[-1])
-        ticks = []
-        n = 0
-        while n * step <= self.span + 1e-9:
-            left = 100 * n * step / self.span
-            anchor = "start" if n == 0 else ("end" if left > 92 else "middle")
-            ticks.append(Tick(round(left, 3), "start" if n == 0 else f"+{short_duration(n * step)}", anchor))
-            n += 1
-        return ticks
+        return round_ticks(self.span, first="start", prefix="+")
+
+
+def round_ticks(span: float, *, first: str, prefix: str = "") -> list[Tick]:
+    """Ticks at a round interval across ``span`` seconds (at most MAX_TICKS + 1), as percentages."""
+    step = next((s for s in TICK_STEPS if span / s <= MAX_TICKS), TICK_STEPS[-1])
+    ticks = []
+    n = 0
+    while n * step <= span + 1e-9:
+        left = 100 * n * step / span
+        anchor = "start" if n == 0 else ("end" if left > 92 else "middle")
+        ticks.append(Tick(round(left, 3), first if n == 0 else f"{prefix}{short_duration(n * step)}", anchor))
+        n += 1
+    return ticks
 
 
 def _when(moment: datetime) -> str:

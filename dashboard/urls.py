@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import inbox_views, views
+from dashboard import away_views, inbox_views, link_views, stats_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -12,6 +12,10 @@ urlpatterns = [
     path("instances/<str:workflow>/<str:instance_id>/<str:name>/", views.action, name="action"),
     path("inbox/", inbox_views.inbox, name="inbox"),
     path("inbox/bulk/", inbox_views.bulk_decide, name="bulk-decide"),
+    path("approvals/", stats_views.approval_stats, name="approvals"),
+    path("approvals/link/<str:token>/", link_views.decision_link, name="decision-link"),
     path("approvals/<int:request_id>/decide/", inbox_views.decide, name="decide"),
     path("approvals/<int:request_id>/image/", inbox_views.image, name="approval-image"),
+    path("settings/away/", away_views.away, name="away"),
+    path("settings/away/<int:absence_id>/cancel/", away_views.cancel_away, name="cancel-away"),
 ]

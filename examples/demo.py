@@ -4,7 +4,7 @@ sleeping one, one failing and retrying, instances waiting for approval."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from workflows import get_workflow
 
@@ -24,10 +24,11 @@ def demo_image() -> bytes:
 
 
 PEOPLE = [
-    ("ada", "finance: approves expenses", ["finance"], False),
+    ("ada", "finance: approves expenses; away this week, erin stands in", ["finance"], False),
     ("bob", "finance: approves expenses (a large one needs ada and bob)", ["finance"], False),
     ("carol", "director: may approve any request open to approvers", ["directors"], True),
     ("dave", "employee: asks for things, may read everything, decides nothing", [], False),
+    ("erin", "stands in for ada while she is away: sees and decides her requests", [], False),
 ]
 
 
@@ -47,7 +48,20 @@ def create_people(password: str) -> list[tuple[str, str]]:
             account.groups.add(Group.objects.get_or_create(name=name)[0])
         if approver:
             account.user_permissions.add(approve)
+    _ada_is_away()
     return [(username, role) for username, role, _, _ in PEOPLE]
+
+
+def _ada_is_away() -> None:
+    """ada is away for a week and erin decides for her (set once; the Away page changes it)."""
+    from django.contrib.auth.models import User as Account
+
+    from workflows import approvals, now
+
+    ada, erin = Account.objects.get(username="ada"), Account.objects.get(username="erin")
+    if not approvals.absences(ada):
+        start = now()
+        approvals.set_away(ada, delegate=erin, starts=start, ends=start + timedelta(days=7), note="holiday")
 
 
 def receipt_image(what: str, amount: str) -> bytes:
@@ -70,7 +84,6 @@ def start_examples(base_url: str, password: str) -> list[tuple[str, str]]:
     """Create the demo's people and instances (skipping ids that exist); returns who can log in."""
     people = create_people(password)
     from examples.models import User
-    from examples.views import source_url
     from workflows.bindings import env
 
     env.BUCKET.put("uploads/sunset.png", demo_image())
@@ -81,7 +94,21 @@ def start_examples(base_url: str, password: str) -> list[tuple[str, str]]:
     User.objects.get_or_create(id="u-ada", defaults={"email": "ada@example.com", "subscription_status": "trial"})
     User.objects.get_or_create(id="u-bob", defaults={"email": "bob@example.com", "subscription_status": "active"})
 
-    plan = [
+    for workflow, instance_id, params in _plan(base_url):
+        get_workflow(workflow).create_batch([{"id": instance_id, "params": params}])
+    # The scheduled chain: what today's 09:00 UTC slot created (a cron firing twice for a slot creates one).
+    from workflows.schedules import fire
+
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    fire("daily", "0 9 * * *", today.isoformat())
+    return people
+
+
+def _plan(base_url: str) -> list[tuple[str, str, dict]]:
+    """(workflow, instance id, params) of each example instance the demo starts."""
+    from examples.views import source_url
+
+    return [
         ("image-processing", "demo-sunset", {"imageKey": "uploads/sunset.png"}),
         ("user-lifecycle", "demo-ada", {"userId": "u-ada", "email": "ada@example.com"}),
         ("data-pipeline", "demo-import", {"sourceUrl": source_url(base_url, rows=250)}),
@@ -101,6 +128,20 @@ def start_examples(base_url: str, password: str) -> list[tuple[str, str]]:
             "demo-expense-19",
             {"userId": "dave", "summary": "New laptop", "amount": 1900, "receiptKey": "receipts/laptop.png"},
         ),
+        (
+            "expense",
+            "demo-expense-20",
+            {
+                "userId": "dave",
+                "summary": "Team dinner",
+                "amount": 180,
+                # Minutes instead of hours, to watch the policy: a reminder every 2 min, the
+                # directors added at 3 min, rejected by itself at 6 min if nobody decides.
+                "remindEvery": "2m",
+                "escalateAfter": "3m",
+                "timeout": "6m",
+            },
+        ),  # fmt: skip
         ("order", "demo-order-7", {"orderId": "A-7", "amount": 42}),
         ("fan-out", "demo-reports", {"prefix": "incoming/"}),
         ("parent", "demo-parent", {"data": {"order": 42}}),
@@ -108,11 +149,3 @@ def start_examples(base_url: str, password: str) -> list[tuple[str, str]]:
         ("race-naive", "demo-race-naive", {}),
         ("flaky-export", "demo-export", {}),
     ]
-    for workflow, instance_id, params in plan:
-        get_workflow(workflow).create_batch([{"id": instance_id, "params": params}])
-    # The scheduled chain: what today's 09:00 UTC slot created (a cron firing twice for a slot creates one).
-    from workflows.schedules import fire
-
-    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
-    fire("daily", "0 9 * * *", today.isoformat())
-    return people

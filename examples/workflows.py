@@ -197,7 +197,12 @@ class ExpenseDecisionForm(forms.Form):
 
 
 class ExpenseWorkflow(Workflow):
-    """Route an expense to finance: two approvals above 1,000 EUR, a form, never the requester."""
+    """Route an expense to finance: two approvals above 1,000 EUR, a form, never the requester.
+
+    Finance is reminded every 8 hours; after a day the directors are added and told; an
+    expense nobody decides in two days is rejected. (The params may shorten these, as the
+    demo does so you can watch them happen.)
+    """
 
     name = "expense"
 
@@ -214,7 +219,11 @@ class ExpenseWorkflow(Workflow):
             form=ExpenseDecisionForm,
             title="Expense from {userId}: {summary}",
             details=details,
-            timeout="48h",
+            timeout=p.get("timeout", "48h"),
+            remind_every=p.get("remindEvery", "8h"),
+            escalate_after=p.get("escalateAfter", "24h"),
+            escalate_to=["group:directors"],
+            on_timeout="reject",
         )
         outcome = decision["payload"]
         if not outcome["approved"]:

@@ -10,7 +10,12 @@ from django.core import mail
 
 def sent_messages() -> list[tuple[str, str]]:
     """(to, subject) of every message sent so far."""
-    sent = [(", ".join(m.to), m.subject) for m in getattr(mail, "outbox", [])]
+    return [(to, subject) for to, subject, _ in sent_mail()]
+
+
+def sent_mail() -> list[tuple[str, str, str]]:
+    """(to, subject, plain-text body) of every message sent so far, in this process or by workers."""
+    sent = [(", ".join(m.to), m.subject, m.body) for m in getattr(mail, "outbox", [])]
     directory = settings.EMAIL_FILE_PATH if hasattr(settings, "EMAIL_FILE_PATH") else None
     for path in _files_in_write_order(directory):
         with open(path, "rb") as fh:
@@ -18,7 +23,9 @@ def sent_messages() -> list[tuple[str, str]]:
             for chunk in fh.read().split(b"\n" + b"-" * 79 + b"\n"):
                 if chunk.strip():
                     message = email.message_from_bytes(chunk.strip(), policy=policy.default)
-                    sent.append((message["To"], message["Subject"]))
+                    text = message.get_body(preferencelist=("plain",))
+                    body = text.get_content() if text is not None else ""
+                    sent.append((message["To"], message["Subject"], body))
     return sent
 
 

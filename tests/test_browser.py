@@ -56,28 +56,33 @@ def people(db):
 @pytest.fixture
 def login(browser, live_server, worker_runner, people):
     """``login(name)``: a browser page logged in as that person; console errors are collected
-    and fail the test at the end."""
-    contexts, problems = [], []
+    and fail the test at the end, except those a test declares with ``login.expect_console``
+    (a page that answers 410 on purpose is logged by the browser as a failed load)."""
+    contexts, problems, expected = [], [], []
 
-    def open_as(username, width=1280):
+    def open_as(username, width=1280, log_in=True):
         context = browser.new_context(viewport={"width": width, "height": 900})
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)
         page.on("console", lambda m: m.type == "error" and problems.append(f"{username}: console: {m.text}"))
         page.on("pageerror", lambda e: problems.append(f"{username}: page error: {e}"))
+        page.base = live_server.url
+        if not log_in:
+            return page
         page.goto(f"{live_server.url}/login/")
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", PASSWORD)
         page.click("button:has-text('Log in')")
         expect(page.locator("h1")).to_have_text("Workflows")
-        page.base = live_server.url
         return page
 
+    open_as.expect_console = expected.append
     yield open_as
     for context in contexts:
         context.close()
-    assert problems == [], "the browser reported errors:\n" + "\n".join(problems)
+    unexpected = [p for p in problems if not any(text in p for text in expected)]
+    assert unexpected == [], "the browser reported errors:\n" + "\n".join(unexpected)
 
 
 def loaded_width(image):
@@ -269,3 +274,41 @@ def test_the_overview_and_a_workflow_page_fit_a_phone(login, worker_runner):
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width}px wide on a 390px screen"
     shot(phone, "phone-instance")
+
+
+def test_an_emailed_link_asks_for_a_login_then_decides_once(login, worker_runner):
+    import re
+
+    from tests.mail import sent_mail
+
+    handle = get_workflow("t-approval").create(
+        id="linked", params={"title": "Team offsite", "approvers": ["user:bob"], "timeout": "2h"}
+    )
+    wait_status(worker_runner, handle, "waiting")
+    # The worker mails bob his personal link; he opens it from his mail, not logged in yet.
+    mailed = worker_runner.wait(
+        lambda: [body for to, subject, body in sent_mail() if to == "bob@example.com" and "Team offsite" in subject],
+        "bob's mail",
+    )
+    path = "/" + re.search(r"https?://\S+?/(approvals/link/\S+/)", mailed[0]).group(1)
+    bob = login("bob", log_in=False)
+    bob.goto(f"{bob.base}{path}")
+    expect(bob.locator("h1")).to_have_text("Log in")
+    bob.locator("input[name=username]").press_sequentially("bob", delay=TYPING_DELAY_MS)
+    bob.locator("input[name=password]").press_sequentially(PASSWORD, delay=TYPING_DELAY_MS)
+    bob.click("button:has-text('Log in')")
+    expect(bob.locator("h1")).to_have_text("Your decision")
+    card = bob.locator("article.approval-card", has_text="Team offsite")
+    expect(card).to_be_visible()
+    bob.wait_for_timeout(6_000)  # he reads it for a while: opening the page decided nothing
+    assert handle.status()["status"] == "waiting"
+    shot(bob, "link-decision-page")
+    card.locator("textarea").press_sequentially("Book the venue", delay=TYPING_DELAY_MS)
+    card.locator("button:has-text('Approve')").click()
+    expect(card).to_contain_text("the request is now approved")
+    wait_status(worker_runner, handle, "complete")
+    assert handle.status()["output"]["by"] == "bob"
+    login.expect_console("status of 410 (Gone)")  # the used link's page answers 410, as it should
+    bob.goto(f"{bob.base}{path}")  # the link works once
+    expect(bob.locator("[role=alert]")).to_contain_text("already been used")
+    shot(bob, "link-used")

@@ -305,6 +305,30 @@ def test_the_expense_example_needs_two_finance_approvals_above_a_thousand_and_bo
         assert small.get_output() == {"paid": False, "rejected_by": "bob", "reason": "use the team budget"}
 
 
+def test_an_unanswered_expense_reminds_finance_escalates_to_the_directors_and_rejects_itself(workflow_runner):
+    from django.contrib.auth.models import Group
+    from django.core import mail
+
+    for name, group in (("ada", "finance"), ("carol", "directors")):
+        Account.objects.create_user(name, email=f"{name}@example.com").groups.add(
+            Group.objects.get_or_create(name=group)[0]
+        )
+    handle = get_workflow("expense")
+    with introspect_workflow_instance(handle, "dinner") as instance:
+        handle.create(id="dinner", params={"userId": "dave", "summary": "Dinner", "amount": 80})
+        workflow_runner.run_until_idle()
+        workflow_runner.advance("48h")
+        assert instance.wait_for_status("complete")
+        output = instance.get_output()
+        assert (output["paid"], output["rejected_by"]) == (False, "timeout")
+        assert output["reason"].startswith("No decision by the deadline")
+    subjects = [(m.to[0], m.subject) for m in mail.outbox]
+    assert subjects[0] == ("ada@example.com", "Approval needed: Expense from dave: Dinner")
+    assert ("ada@example.com", "Reminder: approval needed: Expense from dave: Dinner") in subjects
+    assert ("carol@example.com", "Escalated to you: Expense from dave: Dinner") in subjects
+    assert sum(1 for to, s in subjects if to == "ada@example.com" and s.startswith("Reminder")) == 5  # 8 h .. 40 h
+
+
 SYNC_AT = """
 import sys, time, django
 django.setup()

@@ -35,7 +35,7 @@ def test_metrics_need_a_token_and_count_instances_by_status(client, engine):
     assert client.get("/metrics").status_code == 401
     token = ApiToken.issue(User.objects.create_user("prom"))[1]
     text = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).content.decode()
-    assert 'workflows_instances{workflow="t-waiter",status="queued"} 2' in text
+    assert 'workflows_instances{status="queued",workflow="t-waiter"} 2.0' in text
     assert "# TYPE workflows_due_lag_seconds gauge" in text and "workflows_queue_depth" in text
 
 

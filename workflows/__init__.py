@@ -42,7 +42,7 @@ from workflows.states import (
     StepKind,
     StepStatus,
 )
-from workflows.values import to_plain_json
+from workflows.values import display_text, to_plain_json
 
 if TYPE_CHECKING:
     from workflows.api import WorkflowHandle
@@ -59,7 +59,7 @@ __all__ = [
     "Status", "StepStatus", "StepKind", "PUBLIC_KIND", "OPEN_STEP", "ACTIVE", "FINISHED", "UNFINISHED",
     "Permission", "Outcome", "ApprovalStatus",
     # values
-    "to_plain_json",
+    "to_plain_json", "display_text",
     # errors
     "WorkflowError", "WorkflowNotFound", "InstanceNotFound", "InvalidInstanceId", "DuplicateInstanceId",
     "InvalidEventType", "ValueTooLarge", "NotSerialisable", "InvalidState", "WorkflowFatalError",

@@ -27,6 +27,7 @@ from workflows.errors import (
 from workflows.history import RESTARTED, TERMINATED, cancel_open_steps
 from workflows.lineage import parent_columns
 from workflows.models import Event, Instance, Step
+from workflows.notifications import resume_timers
 from workflows.states import FINISHED, Status, StepKind, StepStatus
 from workflows.timers import kick, shift_timers, wake_now, wake_steps_now
 from workflows.validation import check_event_type, check_instance_id
@@ -277,6 +278,7 @@ class InstanceHandle:
             instance = self._row(lock=True)
             if instance.status == Status.PAUSED:
                 shift_timers(self._pk, now - (instance.paused_at or now))
+                resume_timers(self._pk, now)
                 Instance.objects.filter(pk=self._pk).update(
                     status=Status.QUEUED, pause_requested=False, paused_at=None, updated_at=now, **wake_now(now)
                 )

@@ -30,9 +30,15 @@ from workflows.errors import WorkflowError
 from workflows.values import register_type
 
 if TYPE_CHECKING:
+    from workflows.approval_links import OpenedLink
+    from workflows.approval_stats import ApprovalStats
     from workflows.decisions import Request
+    from workflows.models import Delegation
 
-__all__ = ["Image", "DecisionRefused", "pending", "count_pending", "get", "decide", "decided", "image_thumbnail"]
+__all__ = [
+    "Image", "DecisionRefused", "pending", "count_pending", "get", "decide", "decided", "image_thumbnail",
+    "open_link", "decide_by_link", "set_away", "absences", "standing_in_for", "cancel_away", "stats",
+]  # fmt: skip
 
 
 class Image:
@@ -64,7 +70,9 @@ class DecisionRefused(WorkflowError):
 
     ``not_found``, ``not_approver``, ``own_request``, ``already_decided``, ``closed``,
     ``timed_out``, ``not_waiting``, ``invalid_data`` (then ``errors`` maps each form field
-    to its messages, as Django's ``form.errors.get_json_data()`` gives them).
+    to its messages, as Django's ``form.errors.get_json_data()`` gives them); for decision
+    links also ``link_invalid``, ``link_used``, ``link_expired``, ``link_foreign`` (another
+    user is logged in) and ``login_required``.
     """
 
     def __init__(self, message: str, reason: str, errors: dict[str, list[dict[str, str]]] | None = None):
@@ -140,3 +148,67 @@ def image_thumbnail(request_id: int, bucket_key: str, size: int = 480) -> tuple[
     from workflows import decisions
 
     return decisions.image_thumbnail(request_id, bucket_key, size)
+
+
+# --------------------------------------------------------------------------- decision links
+
+
+def open_link(token: str, user: Any) -> OpenedLink:
+    """What a personal decision link shows ``user`` (``.request``, ``.addressee``); never decides.
+
+    DecisionRefused (``link_invalid``, ``link_used``, ``link_expired``, ``link_foreign``,
+    ``login_required``) when it cannot be used.
+    """
+    from workflows.approval_links import open_link as _open_link
+
+    return _open_link(token, user)
+
+
+def decide_by_link(token: str, user: Any, *, approved: bool, comment: str = "", data: Any = None) -> Request:
+    """Decide through a link, once (the decision's channel is "link")."""
+    from workflows.approval_links import decide_by_link as _decide_by_link
+
+    return _decide_by_link(token, user, approved=approved, comment=comment, data=data)
+
+
+# --------------------------------------------------------------------------- delegation
+
+
+def set_away(user: Any, *, delegate: Any, starts: datetime, ends: datetime, note: str = "") -> Delegation:
+    """``user`` is away from ``starts`` to ``ends``: ``delegate`` sees, decides and is told of
+    their requests meanwhile. WorkflowError names what is wrong with the window."""
+    from workflows.delegations import set_away as _set_away
+
+    return _set_away(user, delegate=delegate, starts=starts, ends=ends, note=note)
+
+
+def absences(user: Any) -> list[Delegation]:
+    """``user``'s absences that have not ended (``.delegate``, ``.starts``, ``.ends``, ``.note``)."""
+    from workflows.delegations import absences as _absences
+
+    return list(_absences(user))
+
+
+def standing_in_for(user: Any) -> list[Delegation]:
+    """The absences, not ended, in which ``user`` is the delegate."""
+    from workflows.delegations import standing_in_for as _standing_in_for
+
+    return list(_standing_in_for(user))
+
+
+def cancel_away(user: Any, absence_id: int) -> None:
+    """Cancel (or end early) one of ``user``'s absences."""
+    from workflows.delegations import cancel_away as _cancel_away
+
+    _cancel_away(user, absence_id)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def stats(now: datetime | None = None) -> ApprovalStats:
+    """How long people take: open requests by workflow and approver group, overdue ones, and
+    the median and 90th percentile time to decision per workflow over 7 and 30 days."""
+    from workflows.approval_stats import stats as _stats
+
+    return _stats(now)

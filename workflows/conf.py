@@ -55,6 +55,22 @@ DEFAULTS: dict[str, Any] = {
     "BINDINGS": {},
     # django-q2 worker processes started by `manage.py workflows worker`.
     "WORKERS": 2,
+    # How approvers hear of requests: dotted paths of notifier classes (workflows.notifiers).
+    "APPROVAL_NOTIFIERS": ["workflows.notifiers.EmailNotifier"],
+    # Where people reach the dashboard, for the links in notifications ("https://ops.example.com").
+    "BASE_URL": "",
+    # The path of a personal decision link on the dashboard ({token} is filled in).
+    "APPROVAL_LINK_PATH": "/approvals/link/{token}/",
+    # True: a decision link alone identifies its addressee (no login). Off by default.
+    "APPROVAL_LINKS_TOKEN_ONLY": False,
+    # The JSON webhook notifier's endpoint and HMAC secret (workflows.notifiers.WebhookNotifier).
+    "APPROVAL_WEBHOOK_URL": "",
+    "APPROVAL_WEBHOOK_SECRET": "",
+    # A notification is tried this many times, waiting NOTIFY_RETRY_SECONDS, then twice
+    # that, and so on between attempts; each attempt may take NOTIFY_TIMEOUT_SECONDS.
+    "NOTIFY_ATTEMPTS": 5,
+    "NOTIFY_RETRY_SECONDS": 30,
+    "NOTIFY_TIMEOUT_SECONDS": 10,
 }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import pydoc
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +28,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from workflows import clock, conf
+from workflows import clock, conf, metrics
+from workflows.approval_stats import record_decision_time
 from workflows.approvals import DecisionRefused, Image
+from workflows.delegations import active_delegators
 from workflows.errors import NotSerialisable, ValueTooLarge, WorkflowError
-from workflows.models import ApprovalApprover, ApprovalDecision, ApprovalRequest, Instance
+from workflows.models import ApprovalApprover, ApprovalDecision, ApprovalRequest, Instance, Notification
 from workflows.states import DECIDED, FINISHED, ApprovalStatus, Status, StepStatus
 from workflows.timers import kick, wake_now
 from workflows.values import decode, encode, encode_limited
@@ -51,12 +53,47 @@ class Decision:
     decided_at: datetime
     channel: str
     as_superuser: bool
+    on_behalf_of: str = ""  # the away approver ``by`` decided for
 
     def as_payload(self) -> dict[str, Any]:
         return {
             "by": self.by, "approved": self.approved, "comment": self.comment, "data": self.data,
-            "decided_at": self.decided_at,
+            "decided_at": self.decided_at, "on_behalf_of": self.on_behalf_of or None,
         }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A request's reminder, escalation and deadline policy, and how far it has gone."""
+
+    remind_every: float | None  # seconds
+    escalate_to: list[str] | None
+    on_timeout: str  # error, approve or reject
+    reminders_sent: int
+    escalated_at: datetime | None
+    next_nudge: datetime | None  # the next reminder or escalation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "remind_every": self.remind_every, "escalate_to": self.escalate_to, "on_timeout": self.on_timeout,
+            "reminders_sent": self.reminders_sent, "escalated_at": self.escalated_at, "next_nudge": self.next_nudge,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification of the request: to whom, why, by which notifier, and what became of it."""
+
+    kind: str  # opened, reminder, escalation
+    slot: int
+    recipient: str
+    on_behalf_of: str
+    notifier: str  # the notifier class's name
+    status: str  # pending, sent, failed, skipped
+    attempts: int
+    problem: str  # the last error, or why it was skipped
+    created_at: datetime
+    sent_at: datetime | None
 
 
 class Request:
@@ -82,10 +119,17 @@ class Request:
         self.form_path = row.form
         self.instance_status = row.instance.status
         self.step_status = row.step.status
+        self.policy = Policy(
+            row.remind_every, row.escalate_to, row.on_timeout, row.reminders_sent, row.escalated_at,
+            row.nudge_at if row.status == ApprovalStatus.OPEN else None,
+        )  # fmt: skip
         self.decisions = [
-            Decision(d.username, d.approved, d.comment, decode(d.data) or {}, d.decided_at, d.channel, d.as_superuser)
+            Decision(
+                d.username, d.approved, d.comment, decode(d.data) or {}, d.decided_at, d.channel, d.as_superuser,
+                d.on_behalf_of,
+            )
             for d in decisions
-        ]
+        ]  # fmt: skip
 
     def __repr__(self) -> str:
         return f"<approvals.Request {self.id} {self.workflow}/{self.instance_id} {self.step!r} {self.status}>"
@@ -121,28 +165,43 @@ class Request:
 
     def refusal(self, user: Any, now: datetime | None = None) -> DecisionRefused | None:
         """Why ``user`` may not decide this request now, or None when they may."""
+        return self.decider(user, now)[1]
+
+    def decider(self, user: Any, now: datetime | None = None) -> tuple[str, DecisionRefused | None]:
+        """On whose behalf ``user`` would decide ("" for themselves, or an away approver's
+        username), or why they may not decide at all."""
         now = now or clock.now()
         username = user.get_username() if getattr(user, "is_authenticated", False) else ""
-        closed = self._closed_refusal()
-        if closed is not None:
-            return closed
+        refused = self._closed_refusal() or self._waiting_refusal(now)
+        if refused is not None:
+            return "", refused
+        if not username or not user.is_active:
+            return "", DecisionRefused(f"approval {self.id}: only an active, logged-in user may decide", "not_approver")
+        if self.requested_by and username == self.requested_by:
+            return "", DecisionRefused(
+                f"approval {self.id} is {username}'s own request: they may not decide it", "own_request"
+            )
+        for d in self.decisions:
+            if username in (d.by, d.on_behalf_of):
+                whose = f" (on {username}'s behalf by {d.by})" if d.on_behalf_of == username else ""
+                message = f"approval {self.id}: {username} has already decided it{whose}"
+                return "", DecisionRefused(message, "already_decided")
+        if user.is_superuser or self.is_approver(user):
+            return "", None
+        for away in active_delegators(user, now):
+            taken = {d.by for d in self.decisions} | {d.on_behalf_of for d in self.decisions}
+            if away.get_username() not in taken and away.get_username() != self.requested_by and self.is_approver(away):
+                return away.get_username(), None
+        named = ", ".join(self.approvers or [f"perm:{APPROVE_PERMISSION}"])
+        return "", DecisionRefused(f"approval {self.id}: {username} is not an approver ({named})", "not_approver")
+
+    def _waiting_refusal(self, now: datetime) -> DecisionRefused | None:
         if self.instance_status in FINISHED or self.step_status != StepStatus.WAITING:
             return DecisionRefused(
                 f"approval {self.id}: the instance is no longer waiting for it ({self.instance_status})", "not_waiting"
             )
         if self.deadline is not None and self.deadline <= now:
             return DecisionRefused(f"approval {self.id} timed out at {_when(self.deadline)}", "timed_out")
-        if not username or not user.is_active:
-            return DecisionRefused(f"approval {self.id}: only an active, logged-in user may decide", "not_approver")
-        if self.requested_by and username == self.requested_by:
-            return DecisionRefused(
-                f"approval {self.id} is {username}'s own request: they may not decide it", "own_request"
-            )
-        if any(d.by == username for d in self.decisions):
-            return DecisionRefused(f"approval {self.id}: {username} has already decided it", "already_decided")
-        if not user.is_superuser and not self.is_approver(user):
-            named = ", ".join(self.approvers or [f"perm:{APPROVE_PERMISSION}"])
-            return DecisionRefused(f"approval {self.id}: {username} is not an approver ({named})", "not_approver")
         return None
 
     def _closed_refusal(self) -> DecisionRefused | None:
@@ -162,6 +221,17 @@ class Request:
     def can_decide(self, user: Any) -> bool:
         return self.refusal(user) is None
 
+    @property
+    def notifications(self) -> list[Notice]:
+        """Every notification sent (or tried) about this request, oldest first."""
+        return [
+            Notice(
+                n.kind, n.slot, n.recipient, n.on_behalf_of, n.notifier.rsplit(".", 1)[-1], n.status, n.attempts,
+                n.last_error, n.created_at, n.sent_at,
+            )
+            for n in Notification.objects.filter(request_id=self.id).order_by("created_at", "pk")
+        ]  # fmt: skip
+
     def as_dict(self) -> dict[str, Any]:
         """Everything about the request, for the HTTP API and the CLI (values as stored)."""
         return {
@@ -170,9 +240,10 @@ class Request:
             "quorum": self.quorum, "approvals": self.approvals, "requested_by": self.requested_by,
             "status": self.status, "created_at": self.created_at, "deadline": self.deadline,
             "closed_at": self.closed_at, "closed_by": self.closed_by or None,
-            "form": _form_fields(self), "decisions": [
+            "policy": self.policy.as_dict(), "form": _form_fields(self), "decisions": [
                 {**d.as_payload(), "channel": d.channel, "as_superuser": d.as_superuser} for d in self.decisions
             ],
+            "notifications": [asdict(n) for n in self.notifications],
         }  # fmt: skip
 
 
@@ -228,10 +299,13 @@ def _open_for(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
     username = user.get_username()
     if not user.is_superuser:
         named = Q()
-        for kind, value in identities(user):
-            named |= Q(kind=kind, value=value)
+        for someone in [user, *active_delegators(user)]:  # an away colleague's requests too
+            for kind, value in identities(someone):
+                named |= Q(kind=kind, value=value)
         qs = qs.filter(Exists(ApprovalApprover.objects.filter(named, request=OuterRef("pk"))))
-    already = ApprovalDecision.objects.filter(request=OuterRef("pk"), username=username)
+    already = ApprovalDecision.objects.filter(request=OuterRef("pk")).filter(
+        Q(username=username) | Q(on_behalf_of=username)
+    )
     return (
         qs.exclude(requested_by=username)
         .exclude(Exists(already))
@@ -241,12 +315,21 @@ def _open_for(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
 
 def pending(user: Any = None, workflow: str | None = None, limit: int | None = None) -> list[Request]:
     ordered = _open_for(user, workflow).order_by(F("step__wake_at").asc(nulls_last=True), "pk")
-    ids = list((ordered[:limit] if limit else ordered).values_list("pk", flat=True))
+    delegated = user is not None and bool(active_delegators(user))
+    # Standing in for someone, the query is a superset (their requests, whoever decided what):
+    # each one is checked exactly before it is shown.
+    ids = list((ordered[:limit] if limit and not delegated else ordered).values_list("pk", flat=True))
     rows = {row.pk: row for row in _requests().filter(pk__in=ids)}
-    return [Request(rows[pk], rows[pk].decision_rows.all()) for pk in ids if pk in rows]
+    found = [Request(rows[pk], rows[pk].decision_rows.all()) for pk in ids if pk in rows]
+    if delegated:
+        found = [r for r in found if r.can_decide(user)][:limit]
+    return found
 
 
 def count_pending(user: Any) -> int:
+    """The number ``pending(user)`` lists (the badge and the list always agree)."""
+    if active_delegators(user):
+        return len(pending(user))
     return _open_for(user, None).count()
 
 
@@ -320,8 +403,9 @@ def decide(
         refused = request.refusal(user, now)
         if refused is not None:
             raise refused
+        on_behalf_of = request.decider(user, now)[0]
         cleaned = _validated_data(request, approved, data)
-        _record(row, request, user, approved, comment, cleaned, channel, now)
+        _record(row, request, user, approved, comment, cleaned, channel, now, on_behalf_of)
         decisions = list(ApprovalDecision.objects.filter(request=row).order_by("decided_at", "pk"))
         if not approved:
             _close(row, ApprovalStatus.REJECTED, decisions, now)
@@ -365,13 +449,14 @@ def _record(
     data: dict,
     channel: str,
     now: datetime,
+    on_behalf_of: str,
 ) -> None:
     try:
         with transaction.atomic():
             ApprovalDecision.objects.create(
                 request=row, user=user, username=user.get_username(), approved=approved, comment=comment,
-                data=encode(data), decided_at=now, channel=channel,
-                as_superuser=user.is_superuser and not request.is_approver(user),
+                data=encode(data), decided_at=now, channel=channel, on_behalf_of=on_behalf_of,
+                as_superuser=user.is_superuser and not on_behalf_of and not request.is_approver(user),
             )  # fmt: skip
     except IntegrityError:
         raise DecisionRefused(
@@ -385,27 +470,45 @@ def _close(row: ApprovalRequest, outcome: str, decisions: list[ApprovalDecision]
     payload = {
         "approved": outcome == ApprovalStatus.APPROVED,
         "by": last.username,
+        "on_behalf_of": last.on_behalf_of or None,
         "comment": last.comment,
         "decided_at": last.decided_at,
         "data": decode(last.data) or {},
-        "decisions": [
-            {"by": d.username, "approved": d.approved, "comment": d.comment, "data": decode(d.data) or {},
-             "decided_at": d.decided_at}
-            for d in decisions
-        ],
+        "decisions": [decision_payload(d) for d in decisions],
+    }
+    close_request(row, outcome, last.username, payload, now)
+    wake_instance(row.instance_id, now)
+
+
+def decision_payload(d: ApprovalDecision) -> dict[str, Any]:
+    return {
+        "by": d.username, "on_behalf_of": d.on_behalf_of or None, "approved": d.approved, "comment": d.comment,
+        "data": decode(d.data) or {}, "decided_at": d.decided_at,
     }  # fmt: skip
+
+
+def close_request(row: ApprovalRequest, outcome: str, closed_by: str, payload: dict[str, Any], now: datetime) -> None:
+    """Close an open request with the payload its step receives, once, and count how long it took."""
+    seconds = max(0.0, (now - row.created_at).total_seconds())
     closed = ApprovalRequest.objects.filter(pk=row.pk, status=ApprovalStatus.OPEN).update(
-        status=outcome, closed_at=now, closed_by=last.username, result=encode(payload)
-    )
+        status=outcome, closed_at=now, closed_by=closed_by, result=encode(payload), decision_seconds=seconds,
+        nudge_at=None,
+    )  # fmt: skip
     if not closed:  # cannot happen under the row lock; never deliver twice if it did
         raise DecisionRefused(f"approval {row.pk} was closed meanwhile", "closed")
-    instance = Instance.objects.select_for_update().get(pk=row.instance_id)
+    metrics.observe("workflows_approval_decision_seconds", seconds, workflow=row.workflow_name, outcome=outcome)
+    record_decision_time(row.workflow_name, now, seconds)
+
+
+def wake_instance(instance_pk: int, now: datetime) -> None:
+    """Let the waiting step see the outcome: a parked instance is queued; a running one replays."""
+    instance = Instance.objects.select_for_update().get(pk=instance_pk)
     changes: dict[str, Any] = {"events_version": F("events_version") + 1, "updated_at": now}
     if instance.status == Status.WAITING:
         changes.update(wake_now(now))
-    Instance.objects.filter(pk=row.instance_id).update(**changes)
+    Instance.objects.filter(pk=instance_pk).update(**changes)
     if instance.status == Status.WAITING:
-        kick(row.instance_id)
+        kick(instance_pk)
 
 
 # --------------------------------------------------------------------------- images

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from workflows import demo_mail
 from workflows.definition import registered
 
 if TYPE_CHECKING:
@@ -55,6 +57,9 @@ def setup_demo(out: SupportsWrite[str], port: int = 8000) -> None:
         "  Example instances are starting: some finish, one sleeps for its 7-day trial, one fails\n"
         "  until you switch its export service on, and approval requests wait in the Inbox.\n"
         "  Log in as ada, then as bob, to see two people's inboxes; a large expense needs both.\n"
+        "  Approvers are mailed a personal decision link (printed below as the worker sends it);\n"
+        "  the team dinner expense reminds them every 2 min, adds a director at 3 and rejects\n"
+        "  itself at 6. ada is away: erin decides for her. Figures: the Approvals page.\n"
         "  From a shell: .venv/bin/python manage.py workflows approvals list --user ada\n\n"
     )
 
@@ -72,16 +77,24 @@ def run_demo(out: SupportsWrite[str], port: int) -> None:
             )
     setup_demo(out, port)
     log_path = Path(settings.BASE_DIR) / "var" / "worker.log"
+    mail_dir = Path(settings.BASE_DIR) / "var" / "mail"
+    # The worker sends the approval notifications: into var/mail, printed here as they come.
+    mail_env = {
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(mail_dir),
+        "WORKFLOWS_BASE_URL": f"http://127.0.0.1:{port}",
+    }  # fmt: skip
+    stop_mail = demo_mail.start(mail_dir, out)
     with open(log_path, "ab") as log:
         worker = subprocess.Popen(
             [sys.executable, "manage.py", "workflows", "worker"],
+            env={**os.environ, **mail_env},
             cwd=settings.BASE_DIR,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    out.write(f"  Worker running (pid {worker.pid}, log {log_path}).\n\n")
+    out.write(f"  Worker running (pid {worker.pid}, log {log_path}); the mail it sends is shown below.\n\n")
 
     def interrupt(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
@@ -94,6 +107,7 @@ def run_demo(out: SupportsWrite[str], port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        stop_mail.set()
         out.write("Stopping the worker...\n")
         worker.send_signal(signal.SIGTERM)
         try:

@@ -10,7 +10,8 @@ from django.db import connection
 from django.db.models import Count, Min
 
 from workflows import clock, conf
-from workflows.models import Attempt, Instance, WorkerHeartbeat
+from workflows.models import ApprovalRequest, Attempt, Instance, WorkerHeartbeat
+from workflows.states import ApprovalStatus
 
 ALIVE_SECONDS = 30
 
@@ -60,45 +61,48 @@ def status() -> dict:
     }
 
 
-def metrics() -> str:
-    """Prometheus text exposition of the engine's state (computed from the database)."""
+Gauge = tuple[str, str, tuple[str, ...], list[tuple[list[str], float]]]
+
+
+def gauges() -> list[Gauge]:
+    """The engine's state as gauges: (name, help, label names, [(label values, value)])."""
     state = status()
-    lines = [
-        "# HELP workflows_instances Instances by workflow and status.",
-        "# TYPE workflows_instances gauge",
+    instances = [
+        ([row["workflow_name"], row["status"]], float(row["n"]))
+        for row in Instance.objects.values("workflow_name", "status").annotate(n=Count("pk")).order_by()
     ]
-    for row in (
-        Instance.objects.values("workflow_name", "status").annotate(n=Count("pk")).order_by("workflow_name", "status")
-    ):
-        lines.append(
-            f'workflows_instances{{workflow="{_label(row["workflow_name"])}",status="{row["status"]}"}} {row["n"]}'
-        )
-    lines += [
-        "# HELP workflows_failed_attempts Failed step attempts kept in the database, by workflow"
-        " (retries and final failures).",
-        "# TYPE workflows_failed_attempts gauge",
+    failed = [
+        ([row["step__instance__workflow_name"]], float(row["n"]))
+        for row in Attempt.objects.values("step__instance__workflow_name").annotate(n=Count("pk")).order_by()
     ]
-    for failed in (
-        Attempt.objects.values("step__instance__workflow_name")
+    open_approvals = [
+        ([row["workflow_name"]], float(row["n"]))
+        for row in ApprovalRequest.objects.filter(status=ApprovalStatus.OPEN)
+        .values("workflow_name")
         .annotate(n=Count("pk"))
-        .order_by("step__instance__workflow_name")
-    ):
-        lines.append(
-            f'workflows_failed_attempts{{workflow="{_label(failed["step__instance__workflow_name"])}"}} {failed["n"]}'
-        )
-    for name, help_text, value in (
+        .order_by()
+    ]
+    no_labels: tuple[str, ...] = ()
+    single = [
         (
             "workflows_due_lag_seconds",
             "How long the most overdue instance has been due (timer lag).",
-            state["due_lag_seconds"],
+            "due_lag_seconds",
         ),
-        ("workflows_queue_depth", "django-q2 tasks waiting in the queue.", state["queue_depth"]),
-        ("workflows_workers_alive", "Worker process trees seen in the last 30 s.", state["workers_alive"]),
-        ("workflows_worker_processes", "Worker processes of the live worker trees.", state["worker_processes"]),
-    ):
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
-    return "\n".join(lines) + "\n"
+        ("workflows_queue_depth", "django-q2 tasks waiting in the queue.", "queue_depth"),
+        ("workflows_workers_alive", "Worker process trees seen in the last 30 s.", "workers_alive"),
+        ("workflows_worker_processes", "Worker processes of the live worker trees.", "worker_processes"),
+    ]
+    return [
+        ("workflows_instances", "Instances by workflow and status.", ("workflow", "status"), instances),
+        ("workflows_failed_attempts", "Failed step attempts kept, by workflow.", ("workflow",), failed),
+        ("workflows_approvals_open", "Open approval requests, by workflow.", ("workflow",), open_approvals),
+        *[(name, text, no_labels, [(list(no_labels), float(state[key]))]) for name, text, key in single],
+    ]
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+def metrics() -> str:
+    """Prometheus text exposition of every metric (see ``workflows.metrics``)."""
+    from workflows.metrics import render
+
+    return render().decode()

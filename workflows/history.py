@@ -46,7 +46,7 @@ def cancel_open_steps(steps: QuerySet[Step], now: datetime, reason: dict[str, An
     """
     record_interrupted(steps.filter(status=StepStatus.RUNNING), now, reason)
     ApprovalRequest.objects.filter(step__in=steps.filter(status__in=OPEN_STEP), status=ApprovalStatus.OPEN).update(
-        status=ApprovalStatus.CANCELLED, closed_at=now, closed_by=reason["name"].lower()
+        status=ApprovalStatus.CANCELLED, closed_at=now, closed_by=reason["name"].lower(), nudge_at=None
     )
     steps.filter(status__in=OPEN_STEP).update(
         status=StepStatus.CANCELLED, ended_at=now, wake_at=None, lease_token=None, lease_until=None

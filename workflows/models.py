@@ -215,6 +215,24 @@ class ApprovalRequest(models.Model):
     closed_at = models.DateTimeField(null=True)
     closed_by = models.CharField(max_length=150, blank=True)
     result = models.TextField(null=True)  # the payload the step receives, stored by the value codec
+    # Seconds from opening to closing, kept for the "how long humans take" figures.
+    decision_seconds = models.FloatField(null=True)
+
+    # The policy: reminders every remind_every seconds, escalation to escalate_to after
+    # escalate_after seconds, and what the deadline decides (error, approve or reject).
+    # Times are absolute (and move on with a paused instance, like its step timers).
+    remind_every = models.FloatField(null=True)
+    next_reminder_at = models.DateTimeField(null=True)
+    escalate_to = models.JSONField(null=True)
+    escalate_at = models.DateTimeField(null=True)  # NULL once escalated, or without escalation
+    on_timeout = models.CharField(max_length=8, default="error")
+    # The earliest of: the opening notifications (now, until sent), the next reminder, the
+    # escalation. An engine timer like a step's wake_at, NULL when nothing is left; taken by
+    # one dispatcher at a time under the row lock, so each slot fires once.
+    nudge_at = models.DateTimeField(null=True)
+    notified_at = models.DateTimeField(null=True)  # when the opening notifications were queued
+    reminders_sent = models.IntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True)
 
     class Meta:
         db_table = "wf_approval"
@@ -225,6 +243,7 @@ class ApprovalRequest(models.Model):
                 condition=models.Q(status=ApprovalStatus.OPEN),
             ),
             models.Index(fields=["status", "-closed_at"], name="wf_approval_closed"),
+            models.Index(fields=["nudge_at"], name="wf_approval_nudge", condition=models.Q(nudge_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -237,6 +256,7 @@ class ApprovalApprover(models.Model):
     request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="approver_rows")
     kind = models.CharField(max_length=8)  # user, group or perm
     value = models.CharField(max_length=255)
+    escalated = models.BooleanField(default=False)  # added by the escalation policy
 
     class Meta:
         db_table = "wf_approval_approver"
@@ -250,6 +270,8 @@ class ApprovalDecision(models.Model):
     request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decision_rows")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     username = models.CharField(max_length=150)
+    # Decided by ``username`` for this approver, who had delegated to them.
+    on_behalf_of = models.CharField(max_length=150, blank=True)
     approved = models.BooleanField()
     comment = models.TextField(blank=True)
     data = models.TextField(default="{}")  # the form's cleaned data, stored by the value codec
@@ -263,6 +285,107 @@ class ApprovalDecision(models.Model):
         ordering = ["decided_at", "pk"]
         constraints = [models.UniqueConstraint(fields=["request", "username"], name="wf_decision_once")]
         indexes = [models.Index(fields=["username", "-decided_at"], name="wf_decision_by")]
+
+
+class Notification(models.Model):
+    """One message to one person about one request, in one slot: the outbox.
+
+    Written in the transaction that opens the request, claims a reminder slot or escalates,
+    so it exists exactly when they happen; unique per (request, kind, slot, recipient,
+    notifier), so a slot is never notified twice. Delivered by a django-q2 task, retried with
+    backoff; a failure is logged and shown on the timeline, and never fails the workflow.
+    """
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=12)  # opened, reminder, escalation
+    slot = models.IntegerField(default=0)  # the reminder's number (0 for opened and escalation)
+    recipient = models.CharField(max_length=150)  # a username
+    notifier = models.CharField(max_length=200)  # the notifier's dotted path
+    status = models.CharField(max_length=8, default="pending")  # pending, sent, failed, skipped
+    attempts = models.IntegerField(default=0)
+    # Like an instance's wake_at and due_at: an attempt may start once next_attempt_at has
+    # come; the dispatcher kicks a delivery task again at due_at if the last one was lost.
+    next_attempt_at = models.DateTimeField(null=True)
+    due_at = models.DateTimeField(null=True)
+    on_behalf_of = models.CharField(max_length=150, blank=True)  # the away approver a delegate is told for
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "wf_notification"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "kind", "slot", "recipient", "notifier"], name="wf_notification_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["due_at"], name="wf_notification_due", condition=models.Q(due_at__isnull=False)),
+            models.Index(fields=["recipient", "-created_at"], name="wf_notification_to"),
+        ]
+
+
+class ApprovalLink(models.Model):
+    """A personal link to one request for one approver: expires at the deadline, works once."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="links")
+    username = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "wf_approval_link"
+        constraints = [models.UniqueConstraint(fields=["request", "username"], name="wf_approval_link_once")]
+
+
+class Delegation(models.Model):
+    """While ``user`` is away (starts to ends), ``delegate`` sees, decides and is told of their requests."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations")
+    delegate = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stand_ins")
+    starts = models.DateTimeField()
+    ends = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "wf_delegation"
+        indexes = [models.Index(fields=["delegate", "ends"], name="wf_delegation_delegate")]
+
+
+class ApprovalTiming(models.Model):
+    """How many requests of a workflow closed on a day with a decision time in a bucket.
+
+    Buckets are 5 % wide on a log scale (``workflows.approval_stats``), so the Approvals
+    page reads a few hundred rows for its percentiles however many requests were decided,
+    and keeps them when the instances themselves are pruned by retention.
+    """
+
+    workflow_name = models.CharField(max_length=64)
+    day = models.DateField()
+    bucket = models.SmallIntegerField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "wf_approval_timing"
+        constraints = [
+            models.UniqueConstraint(fields=["workflow_name", "day", "bucket"], name="wf_approval_timing_key")
+        ]
+        indexes = [models.Index(fields=["day"], name="wf_approval_timing_day")]
+
+
+class MetricSample(models.Model):
+    """A counter or a histogram bucket kept in the database, so every process and machine adds
+    to one figure; ``/metrics`` reads this small table instead of scanning the engine's."""
+
+    name = models.CharField(max_length=100)
+    labels = models.CharField(max_length=300)  # canonical JSON of the label values
+    value = models.FloatField(default=0)
+
+    class Meta:
+        db_table = "wf_metric"
+        constraints = [models.UniqueConstraint(fields=["name", "labels"], name="wf_metric_key")]
 
 
 class WorkerHeartbeat(models.Model):

@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.db import transaction
 
 from workflows import clock, conf
+from workflows.approval_stats import prune_timings
 from workflows.definition import Workflow, registered
 from workflows.durations import parse_duration
 from workflows.models import Instance
@@ -51,4 +52,5 @@ def prune_finished(batch_size: int = 200, max_batches: int = 10) -> int:
             deleted += len(pks)
     if deleted:
         log.info("retention: pruned %d finished instances", deleted)
+    prune_timings(now)
     return deleted

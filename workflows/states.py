@@ -95,3 +95,26 @@ class ApprovalStatus(models.TextChoices):
 # How a request that closed with a decision reads, and the kinds of approver entries.
 DECIDED: tuple[str, ...] = (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED)
 APPROVER_KINDS: tuple[str, ...] = ("user", "group", "perm")
+
+
+class TimeoutPolicy(models.TextChoices):
+    """What an approval request's deadline decides (``on_timeout``)."""
+
+    ERROR = "error"  # the step fails with WorkflowTimeoutError
+    APPROVE = "approve"  # the step receives an approval by "timeout"
+    REJECT = "reject"  # the step receives a rejection by "timeout"
+
+
+class NotificationKind(models.TextChoices):
+    """Why an approver is told about a request."""
+
+    OPENED = "opened"
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending"  # queued or between attempts
+    SENT = "sent"
+    FAILED = "failed"  # every attempt failed (logged, counted, on the timeline)
+    SKIPPED = "skipped"  # nothing to send: the request closed first, or no address for this notifier

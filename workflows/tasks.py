@@ -1,4 +1,4 @@
-"""The django-q2 tasks: "advance instance N" and "run handed-out step N".
+"""The django-q2 tasks: "advance instance N", "run handed-out step N", "deliver notification N".
 
 A kick may be duplicated, late or lost (``workflows.timers``); each task claims what it
 works on first, so a duplicate finds nothing to do and returns "not claimed".
@@ -61,3 +61,10 @@ def run_step(step_id: int) -> str:
         return bridge.serve(run.main)
     finally:
         heartbeat.untrack(lease)
+
+
+def deliver_notification(notification_pk: int) -> str:
+    """Send one approval notification (one attempt; see ``workflows.notifications``)."""
+    from workflows.notifications import deliver
+
+    return deliver(notification_pk)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, Min, Q
 
-from workflows import clock, overrides, tasks
+from workflows import clock, notifications, overrides, tasks
 from workflows.engine.control import RunOutcome
 from workflows.engine.leases import claimable
 from workflows.error_records import error_record, rebuild_error
@@ -71,6 +71,7 @@ def run_until_idle(max_rounds: int = 1000) -> int:
     """
     advanced = 0
     for _ in range(max_rounds):
+        notifications.run_due()  # reminders, escalations and notifications due now
         pks = list(Instance.objects.filter(claimable(clock.now())).order_by("pk").values_list("pk", flat=True))
         if not pks:
             return advanced
@@ -91,10 +92,18 @@ class InProcessRunner:
         return run_until_idle()
 
     def advance(self, duration: Any) -> None:
-        """Move the clock forward by a duration (seconds, timedelta or "7 days"), then run what is due."""
+        """Let a duration (seconds, timedelta or "7 days") pass on the engine's clock, running
+        each timer that comes due on the way in order (a sleep, a reminder), as real time would."""
         from workflows.durations import parse_duration
 
-        clock.advance(timedelta(seconds=parse_duration(duration)))
+        target = clock.now() + timedelta(seconds=parse_duration(duration))
+        for _ in range(10_000):
+            run_until_idle()
+            upcoming = _next_timer()
+            if upcoming is None or upcoming > target or upcoming <= clock.now():
+                break
+            clock.advance(upcoming - clock.now())
+        clock.advance(max(target - clock.now(), timedelta(0)))
         run_until_idle()
 
     def wait(self, done: Callable[[], Any], description: str, timeout: float | None = None) -> Any:
@@ -114,15 +123,22 @@ class InProcessRunner:
                 raise IntrospectionError(
                     f"{PREFIX} timed out after {timeout}s waiting for {description}{_waiting_hint()}"
                 )
-            next_timer = Instance.objects.filter(status=Status.WAITING, wake_at__isnull=False).aggregate(
-                m=Min("wake_at")
-            )["m"]
+            next_timer = _next_timer()
             if not self.time_skipping or next_timer is None:
                 raise IntrospectionError(
                     f"{PREFIX} nothing left to run while waiting for {description}{_waiting_hint()}"
                 )
             clock.advance(max(next_timer - clock.now(), timedelta(0)))
         raise IntrospectionError(f"{PREFIX} gave up waiting for {description} after 10000 timer jumps")
+
+
+def _next_timer() -> Any:
+    """The earliest timer: a waiting instance's wake-up, a reminder, a notification's retry."""
+    timers = [
+        Instance.objects.filter(status=Status.WAITING, wake_at__isnull=False).aggregate(m=Min("wake_at"))["m"],
+        notifications.next_due(),
+    ]
+    return min((when for when in timers if when is not None), default=None)
 
 
 def _waiting_hint() -> str:

@@ -26,11 +26,12 @@ from django.db.models.expressions import Expression
 from django.db.models.functions import Coalesce
 
 from workflows import conf
-from workflows.models import Step
-from workflows.states import PENDING_STEP
+from workflows.models import ApprovalRequest, Step
+from workflows.states import PENDING_STEP, ApprovalStatus
 
 ADVANCE_TASK = "workflows.tasks.advance"
 STEP_TASK = "workflows.tasks.run_step"
+DELIVER_TASK = "workflows.tasks.deliver_notification"
 
 
 def grace() -> timedelta:
@@ -61,6 +62,14 @@ def kick_step(step_id: int) -> None:
     async_task(STEP_TASK, step_id, task_name=f"step-{step_id}")
 
 
+def kick_delivery(notification_pk: int) -> None:
+    """Queue "deliver notification N"."""
+    if conf.get("ENQUEUE"):
+        from django_q.tasks import async_task
+
+        async_task(DELIVER_TASK, notification_pk, task_name=f"notify-{notification_pk}")
+
+
 def next_wake(instance_pk: int, now: datetime) -> Expression:
     """SQL for the instance's earliest pending timer, or ``now`` when it has none."""
     earliest = (
@@ -70,8 +79,12 @@ def next_wake(instance_pk: int, now: datetime) -> Expression:
 
 
 def shift_timers(instance_pk: int, by: timedelta) -> None:
-    """Move every pending timer of an instance later (paused time does not count)."""
+    """Move every pending timer of an instance later (paused time does not count), its
+    approval requests' reminders and escalations with them."""
     Step.objects.filter(instance_id=instance_pk, status__in=PENDING_STEP).update(wake_at=F("wake_at") + by)
+    ApprovalRequest.objects.filter(instance_id=instance_pk, status=ApprovalStatus.OPEN).update(
+        nudge_at=F("nudge_at") + by, next_reminder_at=F("next_reminder_at") + by, escalate_at=F("escalate_at") + by
+    )
 
 
 def wake_steps_now(instance_pk: int, status: str, now: datetime) -> int:

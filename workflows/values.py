@@ -189,3 +189,15 @@ def to_plain_json(value: Any, *, for_people: bool = False) -> Any:
     if extra is not None:
         return extra[1](value)
     return repr(value)
+
+
+def display_text(value: Any) -> str:
+    """A value as one line of text for people: scalars as they are, anything else as compact JSON."""
+    plain = to_plain_json(value, for_people=True)
+    if isinstance(plain, str):
+        return plain
+    if isinstance(plain, bool) or plain is None:
+        return json.dumps(plain)
+    if isinstance(plain, (int, float)):
+        return f"{plain:,}" if isinstance(plain, int) else str(plain)
+    return json.dumps(plain, ensure_ascii=False)

@@ -10,7 +10,7 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
-from workflows import to_plain_json
+from workflows import display_text, to_plain_json
 
 register = template.Library()
 
@@ -74,14 +74,13 @@ def pretty_json(value: Any) -> str:
 @register.filter
 def detail_value(value: Any) -> str:
     """A detail or form value as text: scalars as they are, anything else as compact JSON."""
-    plain = to_plain_json(value, for_people=True)
-    if isinstance(plain, str):
-        return plain
-    if isinstance(plain, bool) or plain is None:
-        return json.dumps(plain)
-    if isinstance(plain, (int, float)):
-        return f"{plain:,}" if isinstance(plain, int) else str(plain)
-    return json.dumps(plain, ensure_ascii=False)
+    return display_text(value)
+
+
+@register.filter
+def failed_count(notices: list[dict[str, Any]]) -> int:
+    """How many of a request's notifications failed for good."""
+    return sum(1 for n in notices if n.get("status") == "failed")
 
 
 @register.filter

@@ -421,6 +421,10 @@ class Approval(Workflow):
                 title=p.get("title"),
                 details=p.get("details"),
                 timeout=p.get("timeout", "1h"),
+                remind_every=p.get("remind_every"),
+                escalate_after=p.get("escalate_after"),
+                escalate_to=p.get("escalate_to"),
+                on_timeout=p.get("on_timeout", "error"),
             )
         except WorkflowTimeoutError as exc:
             return {"timed_out": str(exc)}
@@ -438,3 +442,19 @@ class TwoApprovals(Workflow):
         first = await step.wait_for_approval("first", title="first of {n}")
         second = await step.wait_for_approval("second", title="second of {n}")
         return [first["payload"]["approved"], second["payload"]["approved"]]
+
+
+def _refuse():
+    raise NonRetryableError("the branch beside the approval failed")
+
+
+class ApprovalBesideAFailure(Workflow):
+    """An approval waits in one branch while the other fails for good: the instance errors."""
+
+    name = "t-approval-beside-failure"
+
+    async def run(self, event, step):
+        await asyncio.gather(
+            step.wait_for_approval("sign off", approvers=["user:ada"], timeout="1h", remind_every="10m"),
+            step.do("doomed", _refuse),
+        )

@@ -125,13 +125,23 @@ class WorkflowStep:
         title: str | None = None,
         details: dict | None = None,
         timeout: Any = "24 hours",
+        remind_every: Any = None,
+        escalate_after: Any = None,
+        escalate_to: list[str] | None = None,
+        on_timeout: str = "error",
     ) -> dict:
-        """Wait until people decide (see ``workflows.approvals``); returns ``{"type", "payload", "timestamp"}``."""
+        """Wait until people decide (see ``workflows.approvals``); returns ``{"type", "payload", "timestamp"}``.
+
+        ``remind_every`` nudges the approvers who have not decided; ``escalate_after`` adds the
+        ``escalate_to`` approvers and notifies them; ``on_timeout`` is what the deadline decides:
+        "error" (``WorkflowTimeoutError``), "approve" or "reject".
+        """
         from workflows.engine.approvals import build_spec
 
         spec = build_spec(
             name, approvers=approvers, quorum=quorum, requested_by=requested_by, form=form, title=title,
-            details=details, timeout=timeout,
+            details=details, timeout=timeout, remind_every=remind_every, escalate_after=escalate_after,
+            escalate_to=escalate_to, on_timeout=on_timeout,
         )  # fmt: skip
         return await self._replay.wait_for_approval(name, spec)
 

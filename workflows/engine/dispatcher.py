@@ -1,7 +1,8 @@
 """The dispatcher: one loop per ``workflows worker`` that kicks whatever has come due.
 
-It is the only poller: one indexed query for the earliest ``due_at`` per tick (timers,
-expired leases of dead workers, lost kicks; see ``workflows.timers``), and the claiming
+It is the only poller: indexed queries for the earliest ``due_at`` per tick (timers,
+expired leases of dead workers, lost kicks; see ``workflows.timers``) and the earliest
+approval reminder or notification retry (``workflows.notifications``), and the claiming
 transaction only when something is due. Parked instances cost nothing until then.
 Several dispatchers on several machines share the work: each claims due rows with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises writers), so a due instance is
@@ -18,7 +19,7 @@ import time
 from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import Min
 
-from workflows import clock, conf
+from workflows import clock, conf, notifications
 from workflows.models import Instance
 from workflows.timers import grace, kick
 
@@ -44,10 +45,17 @@ def dispatch_due(limit: int = 200) -> int:
 
 
 def seconds_until_next_due(maximum: float) -> float:
-    earliest = Instance.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
-    if earliest is None:
+    """How long until an instance, a reminder or a notification has come due (at most ``maximum``)."""
+    due = Instance.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
+    timers = [when for when in (due, notifications.next_due()) if when is not None]
+    if not timers:
         return maximum
-    return max(0.0, min(maximum, (earliest - clock.now()).total_seconds()))
+    return max(0.0, min(maximum, (min(timers) - clock.now()).total_seconds()))
+
+
+def run_due() -> int:
+    """Everything that has come due: instances to kick, reminders to send, deliveries to retry."""
+    return dispatch_due() + notifications.run_due()
 
 
 def run_dispatcher(stop: threading.Event) -> None:
@@ -62,7 +70,7 @@ def run_dispatcher(stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             close_old_connections()
-            while seconds_until_next_due(poll) == 0 and dispatch_due() and not stop.is_set():
+            while seconds_until_next_due(poll) == 0 and run_due() and not stop.is_set():
                 pass
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + BEAT_EVERY_SECONDS

@@ -16,8 +16,8 @@ from django.db.models import Case, Value, When
 
 from workflows import conf
 from workflows.engine.leases import Lease, LeaseLost
-from workflows.models import Instance, Step
-from workflows.states import Status, StepStatus
+from workflows.models import ApprovalRequest, Instance, Step
+from workflows.states import ApprovalStatus, Status, StepStatus
 from workflows.timers import grace, kick, next_wake
 
 
@@ -69,8 +69,29 @@ def hand_back(lease: Lease, now: datetime) -> None:
         kick(lease.pk)
 
 
-def finish(lease: Lease, now: datetime, *, output_text: str | None = None, error: dict[str, Any] | None = None) -> None:
-    """The instance is complete (with ``output_text``) or errored (with ``error``), for good."""
+def finish(
+    lease: Lease,
+    now: datetime,
+    *,
+    output_text: str | None = None,
+    error: dict[str, Any] | None = None,
+    open_approvals: bool = False,
+) -> None:
+    """The instance is complete (with ``output_text``) or errored (with ``error``), for good.
+
+    With ``open_approvals`` (an approval still waited when ``run`` ended, say beside a failed
+    branch) its requests are cancelled in the same transaction: nobody is asked any more.
+    """
+    if not open_approvals:
+        return _finish(lease, now, output_text, error)
+    with transaction.atomic():
+        _finish(lease, now, output_text, error)
+        ApprovalRequest.objects.filter(instance_id=lease.pk, status=ApprovalStatus.OPEN).update(
+            status=ApprovalStatus.CANCELLED, closed_at=now, closed_by="instance finished", nudge_at=None
+        )
+
+
+def _finish(lease: Lease, now: datetime, output_text: str | None, error: dict[str, Any] | None) -> None:
     status = Status.ERRORED if error is not None else Status.COMPLETE
     updated = Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(
         status=status,

@@ -44,6 +44,7 @@ from workflows.error_records import error_record, public_error
 from workflows.errors import NotSerialisable, ValueTooLarge
 from workflows.lineage import CURRENT_INSTANCE
 from workflows.logs import fields
+from workflows.states import StepKind, StepStatus
 from workflows.values import decode, encode_limited
 
 if TYPE_CHECKING:
@@ -160,12 +161,18 @@ class InstanceRun:
         except (NotSerialisable, ValueTooLarge) as exc:
             await self.db(self.finish_error, public_error(error_record(exc)))
             return RunOutcome.ERRORED
-        await self.db(self.call_store, parking.finish, self.lease, now, output_text=text)
+        await self.db(
+            self.call_store, parking.finish, self.lease, now, output_text=text, open_approvals=self.open_approvals()
+        )
         log.info("%s: complete", self.label, **self.log_fields())
         return RunOutcome.COMPLETE
 
     def finish_error(self, error: dict) -> None:
-        self.call_store(parking.finish, self.lease, clock.now(), error=error)
+        self.call_store(parking.finish, self.lease, clock.now(), error=error, open_approvals=self.open_approvals())
+
+    def open_approvals(self) -> bool:
+        """Whether an approval step still waits (its request is then cancelled as the instance ends)."""
+        return any(row.kind == StepKind.APPROVAL and row.status == StepStatus.WAITING for row in self.steps.values())
 
     @staticmethod
     def call_store(fn: Callable, *args: Any, **kwargs: Any) -> Any:
