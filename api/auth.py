@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
+from api import throttle
+from api.errors import ApiError
 from api.models import ApiToken, hash_token
 
 if TYPE_CHECKING:
@@ -27,11 +29,20 @@ def authenticate(request: HttpRequest) -> tuple[User | None, str]:
     """
     header = request.headers.get("Authorization", "")
     if header:
+        wait = throttle.retry_after(request)
+        if wait:
+            raise ApiError(
+                429, "too_many_failures",
+                f"too many failed token authentications from this address; try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )  # fmt: skip
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
+            throttle.failed(request)
             return None, "the Authorization header must be 'Bearer <token>'"
         token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(secret.strip())).first()
         if token is None or not token.active or not token.user.is_active:
+            throttle.failed(request)
             return None, "the API token is unknown or revoked"
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return token.user, "token"

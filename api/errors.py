@@ -11,15 +11,26 @@ from workflows import approvals
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
+        self.headers = headers or {}
 
     def response(self) -> JsonResponse:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.fields is not None:
             error["fields"] = self.fields
-        return JsonResponse({"error": error}, status=self.status)
+        response = JsonResponse({"error": error}, status=self.status)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
 
 
 # A refused decision: its reason is the code; the status says whose problem it is.

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from api.auth import authenticate
 from api.errors import ApiError, from_refusal, from_workflow_error
-from workflows import Permission, WorkflowError, approvals, to_plain_json
+from workflows import Permission, WorkflowError, acting, approvals, to_plain_json
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -62,7 +62,8 @@ def endpoint(
                         "permission_denied",
                         f"this needs the permission {' or '.join(repr(str(p)) for p in needed)}",
                     )
-                status, body = view(request, *args, **kwargs)
+                with acting(user, "api"):  # every change the call makes is audited as this caller
+                    status, body = view(request, *args, **kwargs)
             except ApiError as exc:
                 return exc.response()
             except RawResponse as raw:
@@ -91,6 +92,8 @@ def body(request: HttpRequest, *, default: Any = None) -> Any:
         return json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply (JSON arrays and objects)") from None
 
 
 def json_object(data: Any, allowed: set[str], what: str) -> dict:
@@ -141,9 +144,12 @@ def int_param(request: HttpRequest, name: str, default: int) -> int:
     if text is None:
         return default
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
-        raise ApiError(400, "invalid_request", f"{name} {text!r} is not a whole number") from None
+        raise ApiError(400, "invalid_request", f"{name} {text!r:.40} is not a whole number") from None
+    if abs(number) > 2**62:
+        raise ApiError(400, "invalid_request", f"{name} {text:.40} is out of range (at most {2**62})")
+    return number
 
 
 class RawResponse(Exception):

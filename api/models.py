@@ -51,3 +51,15 @@ class ApiToken(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+class AuthFailure(models.Model):
+    """Failed token authentications from one address in one 5-minute window (see ``api.throttle``)."""
+
+    address = models.CharField(max_length=45)
+    window = models.BigIntegerField()  # the window's start, in 5-minute units since the epoch
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "api_auth_failure"
+        constraints = [models.UniqueConstraint(fields=["address", "window"], name="api_auth_failure_key")]

@@ -63,6 +63,82 @@ SCHEMAS = {
             "notifications": {"type": "array", "items": {"type": "object"}},
         },
     },
+    "AuditRecord": {
+        "type": "object",
+        "required": ["id", "at", "actor", "channel", "action", "workflow", "instance_id", "details"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIME,
+            "actor": {"type": ["string", "null"]},
+            "channel": {"enum": ["dashboard", "api", "cli", "link", "python", "schedule", "system"]},
+            "action": {"type": "string"},
+            "workflow": {"type": ["string", "null"]},
+            "instance_id": {"type": ["string", "null"]},
+            "details": {"type": "object"},
+        },
+    },
+    "BulkJobInput": {
+        "type": "object",
+        "required": ["action"],
+        "additionalProperties": False,
+        "properties": {
+            "action": {"enum": ["retry", "resolve", "terminate", "pause", "resume"]},
+            "filter": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "workflow": {"type": ["string", "null"]},
+                    "status": {"enum": [*STATUSES, None]},
+                    "statuses": {"type": ["array", "null"], "items": {"enum": STATUSES}},
+                    "created_after": NULLABLE_TIME,
+                    "created_before": NULLABLE_TIME,
+                    "id_prefix": {"type": ["string", "null"]},
+                    "attributes": {
+                        "type": ["object", "null"],
+                        "maxProperties": 10,
+                        "propertyNames": {"minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000]*$"},
+                        "additionalProperties": {
+                            "type": ["string", "number", "boolean"],
+                            "minLength": 1,
+                            "maxLength": 200,
+                            "pattern": "^[^\\u0000]*$",
+                        },
+                    },
+                    "failed_step": {"type": ["string", "null"]},
+                    "error_name": {"type": ["string", "null"]},
+                },
+            },
+            "output": {"description": "resolve: the output every instance's failed step gets"},
+            "note": {"type": "string", "maxLength": 2000},
+        },
+        # resolve acts on one step: the filter names it.
+        "if": {"properties": {"action": {"const": "resolve"}}},
+        "then": {
+            "required": ["filter"],
+            "properties": {
+                "filter": {
+                    "required": ["failed_step"],
+                    "properties": {"failed_step": {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*$"}},
+                }
+            },
+        },
+    },
+    "BulkJob": {
+        "type": "object",
+        "required": ["id", "action", "status", "total", "done", "refused", "skipped", "percent"],
+        "properties": {
+            "id": {"type": "integer"},
+            "action": {"type": "string"},
+            "filter": {"type": "object"},
+            "status": {"enum": ["selecting", "running", "done", "cancelled"]},
+            "total": {"type": "integer"},
+            "done": {"type": "integer"},
+            "refused": {"type": "integer"},
+            "skipped": {"type": "integer"},
+            "percent": {"type": "integer"},
+            "items": {"type": "array", "items": {"type": "object"}},
+        },
+    },
     "Absence": {
         "type": "object",
         "required": ["id", "user", "delegate", "starts", "ends"],
@@ -246,7 +322,12 @@ def _errors(*codes: int) -> dict:
         409: "Duplicate id or wrong state",
         413: "Too large",
         422: "Invalid form data (the error lists each field's problems)",
+        429: "Too many failed token authentications from this address (see Retry-After)",
     }
+    if 401 in codes:  # whatever authenticates by token may be throttled
+        codes = (*codes, 429)
+    if 400 not in codes:  # any request may be malformed (a bad Host header, a NUL character)
+        codes = (400, *codes)
     return {str(code): {"description": texts[code], **_json("Error")} for code in codes}
 
 
@@ -255,9 +336,13 @@ def _param(name: str, where: str = "path", schema: dict | None = None, descripti
         "name": name,
         "in": where,
         "required": where == "path",
-        "schema": schema or {"type": "string"},
+        "schema": schema or TEXT,
         "description": description,
     }
+
+
+# Text parameters: anything but a NUL character (refused everywhere: no field can store it).
+TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
 
 
 WORKFLOW = _param("name", schema={"type": "string"}, description="workflow name")
@@ -297,6 +382,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "parameters": [WORKFLOW],
         "get": {
             "summary": "Instances, newest first, with keyset pagination",
+            "description": "Search attributes filter as attr.<name>=<value> query parameters (attr.customer=acme); "
+            "every one given must match.",
             "operationId": "listInstances",
             "parameters": [
                 _param("status", "query", {"enum": STATUSES}),
@@ -305,6 +392,8 @@ PATHS: dict[str, dict[str, Any]] = {
                 _param("q", "query", description="the start of the instance id"),
                 _param("cursor", "query", description="next_cursor of the previous page"),
                 _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}),
+                _param("failed_step", "query", description="a step of the current run failed for good under this name"),
+                _param("error_name", "query", description="the instance's error name, e.g. ConnectionError"),
             ],
             "responses": {"200": {"description": "A page", **_json("InstancePage")}, **_errors(400, 401, 404)},
         },
@@ -440,6 +529,72 @@ PATHS: dict[str, dict[str, Any]] = {
                 "200": {"description": "Recorded; the request as it is now", **_json("Approval")},
                 **_errors(400, 401, 403, 404, 409, 422),
             },
+        },
+    },
+    "/api/audit": {
+        "get": {
+            "summary": "The audit log, oldest first: every change, its actor and channel (operators)",
+            "operationId": "listAudit",
+            "parameters": [
+                _param("workflow", "query"),
+                _param("instance_id", "query"),
+                _param("actor", "query", description="a username"),
+                _param("since", "query", {"type": "string", "format": "date-time"}),
+                _param("until", "query", {"type": "string", "format": "date-time"}),
+                _param(
+                    "after",
+                    "query",
+                    {"type": "integer", "minimum": 0, "maximum": 2**62},
+                    "the last id of the previous page",
+                ),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ],
+            "responses": {
+                "200": {
+                    "description": "Records",
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["records", "next_after"],
+                            "properties": {
+                                "records": {"type": "array", "items": {"$ref": "#/components/schemas/AuditRecord"}},
+                                "next_after": {"type": ["integer", "null"]},
+                            },
+                        }
+                    ),
+                },
+                **_errors(400, 401, 403),
+            },
+        },
+    },
+    "/api/bulk-jobs": {
+        "post": {
+            "summary": "Apply an action to every instance matching a filter, as a job on the workers",
+            "operationId": "startBulkJob",
+            "requestBody": {"required": True, **_json("BulkJobInput")},
+            "responses": {"202": {"description": "Started", **_json("BulkJob")}, **_errors(400, 401, 403)},
+        },
+    },
+    "/api/bulk-jobs/{job_id}": {
+        "parameters": [_param("job_id", schema={"type": "string", "pattern": "^[0-9]{1,18}$"})],
+        "get": {
+            "summary": "A bulk job's progress, and its items (refused ones by default)",
+            "operationId": "getBulkJob",
+            "parameters": [
+                _param("items", "query", {"enum": ["refused", "done", "skipped", "pending", "all", "none"]}),
+                _param(
+                    "after",
+                    "query",
+                    {"type": "integer", "minimum": 0, "maximum": 2**62},
+                    "the last item id of the previous page",
+                ),
+            ],
+            "responses": {"200": {"description": "The job", **_json("BulkJob")}, **_errors(400, 401, 404)},
+        },
+        "delete": {
+            "summary": "Cancel a bulk job (what is done stays done)",
+            "operationId": "cancelBulkJob",
+            "responses": {"200": {"description": "The job", **_json("BulkJob")}, **_errors(401, 403, 404)},
         },
     },
     "/api/delegations": {

@@ -8,7 +8,7 @@ decided through their own endpoints (``api/approvals.py``), never by sending an 
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from django.db import Error as DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -58,7 +58,21 @@ def instances(request: HttpRequest, name: str) -> ApiResult:
         id_prefix=request.GET.get("q") or None,
         cursor=request.GET.get("cursor") or None,
         limit=int_param(request, "limit", 50),
+        **instance_filters(request),
     )
+
+
+def instance_filters(request: HttpRequest) -> dict[str, Any]:
+    """The filters beyond status and dates: ``attr.<name>=<value>`` (search attributes),
+    ``failed_step`` and ``error_name``."""
+    found: dict[str, Any] = {}
+    attributes = {key[5:]: value for key, value in request.GET.items() if key.startswith("attr.")}
+    if attributes:
+        found["attributes"] = attributes
+    for key in ("failed_step", "error_name"):
+        if request.GET.get(key):
+            found[key] = request.GET[key]
+    return found
 
 
 @endpoint(POST=(Permission.OPERATE,))

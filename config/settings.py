@@ -28,11 +28,36 @@ def envint(name: str, default: str) -> int:
     return int(os.getenv(name, default))
 
 
-DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+def checkout_secret_key() -> str:
+    """A random key generated once per checkout and kept in var/ (never a published default).
+
+    Created atomically, so a web process and workers starting together agree on one key.
+    """
+    import secrets
+    import time
+
+    path = BASE_DIR / "var" / "secret-key"
+    path.parent.mkdir(exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process is writing it: read it once it is there
+            key = path.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)
+        raise ImproperlyConfigured(f"{path} is empty: delete it and start again") from None
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
+
+
 # PRODUCTION=1 turns the development defaults into errors: the process refuses to start
-# with DEBUG on, without its own SECRET_KEY, or without ALLOWED_HOSTS.
+# with DEBUG on, without its own SECRET_KEY, without ALLOWED_HOSTS or with insecure cookies,
+# and turns on HTTPS redirects, HSTS and secure cookies.
 PRODUCTION = envbool("PRODUCTION", "false")
-SECRET_KEY = os.getenv("SECRET_KEY", DEV_SECRET_KEY)
+SECRET_KEY = os.getenv("SECRET_KEY") or ("" if PRODUCTION else checkout_secret_key())
 DEBUG = envbool("DEBUG", "false" if PRODUCTION else "true")
 ALLOWED_HOSTS = [
     h for h in os.getenv("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]").split(",") if h
@@ -41,16 +66,49 @@ ALLOWED_HOSTS = [
 if PRODUCTION:
     if DEBUG:
         raise ImproperlyConfigured("PRODUCTION is set but DEBUG is on: unset DEBUG (it leaks settings and tracebacks)")
-    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32:
-        raise ImproperlyConfigured("PRODUCTION is set: SECRET_KEY must be set to a secret of at least 32 characters")
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured(
+            "PRODUCTION is set: SECRET_KEY must be a random secret of at least 50 characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("PRODUCTION is set: ALLOWED_HOSTS must list the host names the site is served on")
-    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", "true")
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"
+    if not envbool("SECURE_COOKIES", "true"):
+        raise ImproperlyConfigured(
+            "PRODUCTION is set with SECURE_COOKIES=false: session and CSRF cookies would travel over plain HTTP; "
+            "serve the site over HTTPS (a TLS proxy is fine, see SECURE_PROXY_SSL_HEADER)"
+        )
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    # HTTPS only: plain HTTP is redirected (not the health and metrics probes of a load
+    # balancer), and browsers are told to use HTTPS for a year (HSTS).
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "true")
+    SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000")
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "true")
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "true")
     if os.getenv("SECURE_PROXY_SSL_HEADER"):
         # Behind a TLS-terminating proxy that sets e.g. X-Forwarded-Proto: https.
         SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy (django-csp), in every mode so the browser tests see what
+# production sends: scripts, styles and images from this site only; htmx talks to 'self'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -61,16 +119,23 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "csp",
+    "axes",
     "django_q",
     "workflows",
     "api",
     "dashboard",
-    "examples",
 ]
+# The example workflows and their demo data source: on for the demo and development, off in
+# production unless asked for (they are samples, not features).
+EXAMPLES = envbool("WORKFLOWS_EXAMPLES", "false" if PRODUCTION else "true")
+if EXAMPLES:
+    INSTALLED_APPS.append("examples")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.RejectBadInput",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -78,6 +143,30 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dashboard.middleware.ActingUser",
+    # Last, as django-axes asks: it answers a locked-out login with its lockout response.
+    "axes.middleware.AxesMiddleware",
+]
+
+# Login throttling (django-axes): after 5 failed logins for one username from one address,
+# that pair is locked out for 15 minutes; every failure is recorded (admin: Axes).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = float(os.getenv("LOGIN_LOCKOUT_HOURS", "0.25"))  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = envint("PROXY_COUNT", "0")  # how many trusted proxies set X-Forwarded-For
+# Failed API token authentications from one address in 5 minutes before it gets 429s (api.throttle).
+API_TOKEN_FAILURE_LIMIT = envint("API_TOKEN_FAILURE_LIMIT", "20")
+
+# Passwords set through Django (createsuperuser, the admin, changepassword) must not be weak.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -145,11 +234,6 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-]
-
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -185,7 +269,7 @@ LOGGING = {
 }
 
 # `manage.py workflows demo` calls this to start the example instances.
-WORKFLOWS_DEMO_STARTER = "examples.demo.start_examples"
+WORKFLOWS_DEMO_STARTER = "examples.demo.start_examples" if EXAMPLES else None
 
 # Mail from workflows (the EMAIL binding): printed to the console unless configured.
 EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -211,6 +295,20 @@ WORKFLOWS: dict[str, Any] = {
         "DB": {"BACKEND": "workflows.bindings.sql.Database", "OPTIONS": {"alias": "default"}},
         "AI": {"BACKEND": "workflows.bindings.ai.OfflineAI"},
         "EMAIL": {"BACKEND": "workflows.bindings.email.DjangoEmail"},
+        # Fetching URLs from steps: public addresses only, except the hosts listed (the demo
+        # serves its data source itself, on loopback; production lists none by default).
+        "HTTP": {
+            "BACKEND": "workflows.bindings.http.SafeHTTP",
+            "OPTIONS": {
+                "allowed_hosts": [
+                    h.strip()
+                    for h in os.getenv(
+                        "WORKFLOWS_HTTP_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost"
+                    ).split(",")
+                    if h.strip()
+                ]
+            },
+        },
         "CHILD_WORKFLOW": {"BACKEND": "workflows.bindings.workflow.WorkflowBinding", "OPTIONS": {"name": "child"}},
     },
     "WORKERS": envint("WORKFLOWS_WORKERS", "2"),

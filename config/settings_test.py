@@ -31,3 +31,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Mail goes to files, so tests see what worker processes sent.
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = os.environ["TEST_EMAIL_DIR"]
+
+# The suite sends many bad tokens on purpose (tests/test_hardening.py sets the real limit).
+API_TOKEN_FAILURE_LIMIT = 1_000_000

@@ -13,6 +13,8 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
     names: dict[str, Any] = {"Status": Status, "StepStatus": StepStatus, "FINISHED": FINISHED, "ACTIVE": ACTIVE}
     if getattr(request, "user", None) is None or not request.user.is_authenticated:
         return names
+    from dashboard.models import SavedView
     from workflows import approvals
 
-    return {**names, "inbox_count": approvals.count_pending(request.user)}
+    views = list(SavedView.objects.filter(user=request.user).values("id", "name", "query"))
+    return {**names, "inbox_count": approvals.count_pending(request.user), "saved_views": views}

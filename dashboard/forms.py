@@ -23,6 +23,9 @@ class InstanceFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=100, strip=True)
     start = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
     end = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    attr = forms.CharField(required=False, max_length=500, strip=True)  # "customer=acme order_id=8812"
+    failed_step = forms.CharField(required=False, max_length=256, strip=True)
+    error_name = forms.CharField(required=False, max_length=100, strip=True)
     cursor = forms.CharField(required=False, max_length=200)
 
     # The query string keeps its short names: ?from=...&to=...
@@ -39,13 +42,22 @@ class InstanceFilterForm(forms.Form):
     def error_list(self) -> list[str]:
         return [str(message) for messages in self.errors.values() for message in messages]
 
+    def clean_attr(self) -> dict[str, str]:
+        """``name=value`` pairs separated by spaces or commas."""
+        pairs = {}
+        for item in self.cleaned_data.get("attr", "").replace(",", " ").split():
+            name, sep, value = item.partition("=")
+            if not sep or not name or not value:
+                raise forms.ValidationError(f"'{item}' is not name=value (e.g. customer=acme).")
+            pairs[name] = value
+        return pairs
+
+    FILTERS = ("workflow", "status", "q", "start", "end", "attr", "failed_step", "error_name")
+
     def query_values(self) -> dict[str, str]:
         """The filters as given (valid or not), under their query-string names, for links."""
         names = {"start": "from", "end": "to"}
-        return {
-            names.get(name, name): (self.data.get(name) or "").strip()
-            for name in ("workflow", "status", "q", "start", "end")
-        }
+        return {names.get(name, name): (self.data.get(name) or "").strip() for name in self.FILTERS}
 
     def count_arguments(self) -> dict[str, Any]:
         """Keyword arguments for ``workflows.count_instances`` (the same filters, no page)."""
@@ -65,6 +77,9 @@ class InstanceFilterForm(forms.Form):
             "created_after": _day_start(data["start"]),
             "created_before": _day_end(data["end"]),
             "cursor": data["cursor"] or None,
+            **({"attributes": data["attr"]} if data["attr"] else {}),
+            **({"failed_step": data["failed_step"]} if data["failed_step"] else {}),
+            **({"error_name": data["error_name"]} if data["error_name"] else {}),
         }
 
 
@@ -96,18 +111,46 @@ class BulkActionForm(forms.Form):
         return pairs
 
 
+CODE_AREA = forms.Textarea(attrs={"rows": 5, "spellcheck": "false"})
+
+
+class JsonField(forms.CharField):
+    """A JSON value typed into a textarea (empty means ``empty``); the error names the problem."""
+
+    def __init__(self, *, what: str, empty: str = "{}", **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("strip", False)
+        super().__init__(**kwargs)
+        self.what, self.empty = what, empty
+
+    def to_python(self, value: Any) -> Any:
+        raw = (super().to_python(value) or "").strip() or self.empty
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise forms.ValidationError(f"The {self.what} is not valid JSON: {exc}") from None
+
+
 class SendEventForm(forms.Form):
     """An operator sends an event from the timeline: a type and a JSON payload."""
 
     type = forms.CharField(max_length=100, strip=True)
-    payload = forms.CharField(required=False, strip=False)
+    payload = JsonField(what="payload")
 
-    def clean_payload(self) -> Any:
-        raw = self.cleaned_data.get("payload") or "{}"
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise forms.ValidationError(f"The payload is not valid JSON: {exc}") from None
+
+class ResolveStepForm(forms.Form):
+    """An operator resolves a failed step by hand: its output (JSON) and why."""
+
+    step = forms.CharField(max_length=256)
+    count = forms.IntegerField(min_value=1, max_value=1_000_000, initial=1)
+    output = JsonField(what="output", empty="null", widget=CODE_AREA)
+    note = forms.CharField(max_length=2000, required=False, strip=True)
+
+
+class RetryWithParamsForm(forms.Form):
+    """Retry from the failed step with edited params."""
+
+    params = JsonField(what="params", widget=CODE_AREA)
 
 
 class BulkDecisionForm(forms.Form):
@@ -165,20 +208,12 @@ class StartInstanceForm(forms.Form):
         label="Instance id",
         help_text="Optional: letters, digits, '-' and '_'. Leave empty for a random id.",
     )
-    params = forms.CharField(
-        required=False,
-        strip=False,
+    params = JsonField(
+        what="params",
         initial="{}",
         label="Params (JSON)",
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
     )
-
-    def clean_params(self) -> Any:
-        raw = (self.cleaned_data.get("params") or "").strip() or "{}"
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
 
 
 class AwayForm(forms.Form):
@@ -195,3 +230,19 @@ class AwayForm(forms.Form):
             for name, messages in self.errors.items()
             for message in messages
         ]
+
+
+class BulkJobForm(forms.Form):
+    """What to do to every instance matching the list's filter."""
+
+    action = forms.ChoiceField(
+        choices=[
+            ("retry", "Retry from the failed step"),
+            ("resolve", "Resolve the failed step by hand"),
+            ("terminate", "Terminate"),
+            ("pause", "Pause"),
+            ("resume", "Resume"),
+        ]  # fmt: skip
+    )
+    output = JsonField(what="output", empty="null", widget=CODE_AREA)
+    note = forms.CharField(max_length=2000, required=False, strip=True)

@@ -1,25 +1,25 @@
-"""The dashboard's own records. Instances are referred to by workflow name and id, as a user
-of the public API would, never by a foreign key into the engine's tables."""
+"""The dashboard's own records: only what belongs to its pages (people's saved list views).
+
+What people do to instances is in the engine's audit log (``workflows.audit``)."""
+
+from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
 
-class AuditEntry(models.Model):
-    """Who did what to an instance from the dashboard, and when; shown on its timeline."""
+class SavedView(models.Model):
+    """A named filter of the instance list ("failed imports of acme"), in its owner's navigation."""
 
-    workflow = models.CharField(max_length=64)
-    instance_id = models.CharField(max_length=100)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    action = models.CharField(max_length=40)
-    details = models.JSONField(default=dict, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=60)
+    query = models.CharField(max_length=1000)  # the list's query string, without a cursor
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        db_table = "dashboard_audit"
-        indexes = [models.Index(fields=["workflow", "instance_id", "created_at"], name="dashboard_audit_instance")]
-        ordering = ["created_at"]
-        verbose_name_plural = "audit entries"
+        db_table = "dashboard_saved_view"
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="dashboard_saved_view_name")]
+        ordering = ["name"]
 
     def __str__(self) -> str:
-        return f"{self.user} {self.action} {self.workflow}/{self.instance_id}"
+        return self.name

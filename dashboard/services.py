@@ -14,7 +14,6 @@ from typing import Any
 
 from croniter import croniter
 
-from dashboard.models import AuditEntry
 from workflows import (
     ACTIVE,
     WorkflowError,
@@ -58,35 +57,38 @@ def workflow_page(name: str) -> dict[str, Any]:
     }
 
 
-def start_instance(user: Any, workflow: str, instance_id: str | None, params: Any) -> str:
-    """Create an instance for an operator and record who did; returns its id (WorkflowError if refused)."""
-    handle = get_workflow(workflow).create(id=instance_id or None, params=params)
-    AuditEntry.objects.create(
-        workflow=workflow, instance_id=handle.id, user=user, action="create", details={"params": params}
-    )
-    return handle.id
+def start_instance(workflow: str, instance_id: str | None, params: Any) -> str:
+    """Create an instance for an operator; returns its id (WorkflowError if refused). The engine
+    audits it as the logged-in user (``dashboard.middleware``)."""
+    return get_workflow(workflow).create(id=instance_id or None, params=params).id
 
 
 # --------------------------------------------------------------------------- operator actions
 
 
-INSTANCE_ACTIONS = ("pause", "resume", "terminate", "restart", "retry", "run-now", "send-event")
+INSTANCE_ACTIONS = (
+    "pause", "resume", "terminate", "restart", "retry", "retry-with-params", "run-now", "send-event", "resolve",
+)  # fmt: skip
 
 
-def run_action(user: Any, workflow: str, instance_id: str, name: str, data: dict[str, Any]) -> str:
-    """Perform an operator's action on one instance and record it; returns what to tell them.
+def run_action(workflow: str, instance_id: str, name: str, data: dict[str, Any]) -> str:
+    """Perform an operator's action on one instance (the engine audits it); returns what to tell them.
 
     Raises WorkflowError (nothing done, nothing recorded) when the action is not possible.
     """
     handle = get_workflow(workflow).get(instance_id)
-    details: dict[str, Any] = {}
-    if name == "retry":
+    if name in ("retry", "retry-with-params"):
         failed = handle.failed_step()
         if failed is None:
             raise WorkflowError("This instance has no failed step to retry from.")
+        if name == "retry-with-params":
+            handle.restart(from_step=failed, params=data["params"])
+            return f"Retrying from step '{failed[0]}' with the edited params; the old ones are in the activity log."
         handle.restart(from_step=failed)
-        details = {"from_step": failed[0], "count": failed[1]}
         message = f"Retrying from step '{failed[0]}': earlier results are kept."
+    elif name == "resolve":
+        handle.resolve_step(data["step"], data["output"], count=data["count"], note=data["note"])
+        message = f"Step '{data['step']}' resolved by hand; the instance carries on from there."
     elif name == "run-now":
         woken = handle.retry_now()
         if not woken:
@@ -94,7 +96,6 @@ def run_action(user: Any, workflow: str, instance_id: str, name: str, data: dict
         message = f"{woken} step(s) will run now instead of after their retry delay."
     elif name == "send-event":
         handle.send_event(data["type"], data["payload"])
-        details = {"type": data["type"], "payload": data["payload"]}
         message = f"Event '{data['type']}' sent."
     elif name == "restart":
         handle.restart()
@@ -102,7 +103,6 @@ def run_action(user: Any, workflow: str, instance_id: str, name: str, data: dict
     else:
         getattr(handle, name)()
         message = f"{name.capitalize()} requested; the instance is now {handle.status()['status']}."
-    AuditEntry.objects.create(workflow=workflow, instance_id=instance_id, user=user, action=name, details=details)
     return message
 
 
@@ -112,8 +112,8 @@ class BulkResult:
     problems: list[str] = field(default_factory=list)
 
 
-def bulk_action(user: Any, action: str, refs: list[tuple[str, str]]) -> BulkResult:
-    """Pause, resume or terminate each ``(workflow, instance id)``; one audit entry per instance."""
+def bulk_action(action: str, refs: list[tuple[str, str]]) -> BulkResult:
+    """Pause, resume or terminate each ``(workflow, instance id)`` (the engine audits each one)."""
     result = BulkResult()
     for workflow, instance_id in refs:
         try:
@@ -121,8 +121,5 @@ def bulk_action(user: Any, action: str, refs: list[tuple[str, str]]) -> BulkResu
         except WorkflowError as exc:
             result.problems.append(f"{workflow}/{instance_id}: {exc}")
             continue
-        AuditEntry.objects.create(
-            workflow=workflow, instance_id=instance_id, user=user, action=action, details={"bulk": True}
-        )
         result.done += 1
     return result

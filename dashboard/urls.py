@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import away_views, inbox_views, link_views, stats_views, views
+from dashboard import away_views, bulk_views, inbox_views, link_views, saved_views, stats_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -8,6 +8,13 @@ urlpatterns = [
     path("workflows/<str:name>/", views.workflow, name="workflow"),
     path("instances/", views.instances, name="instances"),
     path("instances/bulk/", views.bulk, name="bulk"),
+    path("views/save/", saved_views.save_view, name="save-view"),
+    path("views/<int:view_id>/delete/", saved_views.delete_view, name="delete-view"),
+    path("bulk-jobs/", bulk_views.job_list, name="bulk-jobs"),
+    path("bulk-jobs/new/", bulk_views.new_job, name="bulk-new"),
+    path("bulk-jobs/<int:job_id>/", bulk_views.job_page, name="bulk-job"),
+    path("bulk-jobs/<int:job_id>/results.csv", bulk_views.job_results, name="bulk-results"),
+    path("bulk-jobs/<int:job_id>/cancel/", bulk_views.cancel_job, name="bulk-cancel"),
     path("instances/<str:workflow>/<str:instance_id>/", views.instance, name="instance"),
     path("instances/<str:workflow>/<str:instance_id>/<str:name>/", views.action, name="action"),
     path("inbox/", inbox_views.inbox, name="inbox"),

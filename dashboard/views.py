@@ -7,6 +7,7 @@ on a plain request and their live fragment when htmx polls.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -19,9 +20,15 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from dashboard import approval_cards, services, timeline
-from dashboard.forms import BulkActionForm, InstanceFilterForm, SendEventForm, StartInstanceForm
+from dashboard.forms import (
+    BulkActionForm,
+    InstanceFilterForm,
+    ResolveStepForm,
+    RetryWithParamsForm,
+    SendEventForm,
+    StartInstanceForm,
+)
 from dashboard.http import back, require
-from dashboard.models import AuditEntry
 from workflows import (
     FINISHED,
     DuplicateInstanceId,
@@ -70,9 +77,7 @@ def workflow(request: HtmxHttpRequest, name: str) -> HttpResponse:
         form = StartInstanceForm(request.POST)
         if form.is_valid():
             try:
-                instance_id = services.start_instance(
-                    request.user, name, form.cleaned_data["id"], form.cleaned_data["params"]
-                )
+                instance_id = services.start_instance(name, form.cleaned_data["id"], form.cleaned_data["params"])
             except (InvalidInstanceId, DuplicateInstanceId) as exc:
                 form.add_error("id", str(exc))
             except WorkflowError as exc:  # too large, not storable
@@ -138,7 +143,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
             messages.error(request, str(message))
         return back(request, reverse("dashboard:instances"))
     action = form.cleaned_data["action"]
-    result = services.bulk_action(request.user, action, form.cleaned_data["selected"])
+    result = services.bulk_action(action, form.cleaned_data["selected"])
     if result.done:
         messages.success(request, f"{action.capitalize()} requested for {result.done} instance(s).")
     for problem in result.problems[:10]:
@@ -164,12 +169,12 @@ def _story(workflow: str, instance_id: str) -> tuple[Any, dict[str, Any]]:
 @require_GET
 def instance(request: HtmxHttpRequest, workflow: str, instance_id: str) -> HttpResponse:
     handle, story = _story(workflow, instance_id)
-    audit = list(AuditEntry.objects.filter(workflow=workflow, instance_id=instance_id).select_related("user"))
+    audit = handle.audit()
     finished = story["status"] in FINISHED
     waiting = [s for s in story["steps"] if s["kind"] == "wait_for_event" and s["status"] == StepStatus.WAITING]
     context = {
         "story": story,
-        "tl": timeline.build(story, audit),
+        "tl": timeline.build(story, audit, zoom=_zoom(request), steps_from=_int(request.GET.get("steps_from"))),
         "live": not finished,
         "waiting_types": sorted({s["event_type"] for s in waiting}),
         "failed_step": handle.failed_step() if story["status"] == Status.ERRORED else None,
@@ -186,10 +191,29 @@ def instance(request: HtmxHttpRequest, workflow: str, instance_id: str) -> HttpR
     return render(request, "dashboard/instance.html", context)
 
 
+def _zoom(request: HttpRequest) -> tuple[float, float] | None:
+    """``?zoom=a,b``: the chart's range in seconds from the first step (ignored if malformed)."""
+    try:
+        a, b = (float(x) for x in request.GET.get("zoom", "").split(",", 1))
+    except ValueError:
+        return None
+    return (a, b) if all(math.isfinite(x) for x in (a, b)) else None
+
+
+def _int(text: str | None) -> int:
+    return int(text) if text and text.isdigit() and len(text) < 10 else 0
+
+
 def _open_approval_cards(story: dict[str, Any], user: Any) -> dict[int, approval_cards.Card]:
     """A decision card for each open approval step of the instance, by request id."""
     open_ids = [s["approval"]["id"] for s in story["steps"] if s.get("approval") and s["approval"]["status"] == "open"]
     return {card.request.id: card for card in approval_cards.cards([approvals.get(i) for i in open_ids], user)}
+
+
+# The actions that take input, and the form that checks it.
+ACTION_FORMS: dict[str, type] = {
+    "send-event": SendEventForm, "resolve": ResolveStepForm, "retry-with-params": RetryWithParamsForm,
+}  # fmt: skip
 
 
 @login_required
@@ -200,8 +224,9 @@ def action(request: HttpRequest, workflow: str, instance_id: str, name: str) -> 
         raise Http404(f"Unknown action {name!r}.")
     _story(workflow, instance_id)  # 404 for an unknown instance
     data: dict = {}
-    if name == "send-event":
-        form = SendEventForm(request.POST)
+    form_class = ACTION_FORMS.get(name)
+    if form_class is not None:
+        form = form_class(request.POST)
         if not form.is_valid():
             for field_errors in form.errors.values():
                 for message in field_errors:
@@ -209,7 +234,7 @@ def action(request: HttpRequest, workflow: str, instance_id: str, name: str) -> 
             return redirect("dashboard:instance", workflow=workflow, instance_id=instance_id)
         data = form.cleaned_data
     try:
-        messages.success(request, services.run_action(request.user, workflow, instance_id, name, data))
+        messages.success(request, services.run_action(workflow, instance_id, name, data))
     except WorkflowError as exc:
         messages.error(request, str(exc))
     return redirect("dashboard:instance", workflow=workflow, instance_id=instance_id)

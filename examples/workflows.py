@@ -9,8 +9,6 @@ import asyncio
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 
 from django import forms
 
@@ -96,11 +94,11 @@ class DataPipelineWorkflow(Workflow):
 
     async def run(self, event, step):
         def extract():
-            try:
-                with urllib.request.urlopen(event.payload["sourceUrl"], timeout=30) as res:
-                    return json.loads(res.read())
-            except urllib.error.HTTPError as exc:
-                raise ConnectionError(f"Fetch failed: HTTP {exc.code}") from None
+            # Through the HTTP binding: http(s) only, no internal addresses, size and time capped.
+            response = self.env.HTTP.get(event.payload["sourceUrl"])
+            if response.status >= 400:
+                raise ConnectionError(f"Fetch failed: HTTP {response.status}")
+            return response.json()
 
         raw_data = await step.do("extract", extract, retries={"limit": 10, "delay": "30s", "backoff": "exponential"})
         transformed = await step.do(

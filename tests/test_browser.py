@@ -217,7 +217,7 @@ def test_an_open_traceback_stays_open_and_retrying_the_failed_step_keeps_its_his
     expect(earlier).to_contain_text("1 earlier run of this step")
     earlier.locator("summary").first.click()
     expect(earlier).to_contain_text("ConnectionError")
-    expect(root.locator(".audit")).to_contain_text("root retry from “call”")
+    expect(root.locator(".audit")).to_contain_text("root restarted it from “call” via dashboard")
     shot(root, "instance-retried-history")
 
 

@@ -39,6 +39,9 @@ def test_metrics_need_a_token_and_count_instances_by_status(client, engine):
     assert "# TYPE workflows_due_lag_seconds gauge" in text and "workflows_queue_depth" in text
 
 
+GOOD_KEY = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"  # long and varied, like a real one
+
+
 def settings_check(**env):
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
@@ -57,10 +60,15 @@ def settings_check(**env):
 @pytest.mark.parametrize(
     "env,problem",
     [
-        ({"PRODUCTION": "1", "DEBUG": "1", "SECRET_KEY": "x" * 40, "ALLOWED_HOSTS": "example.com"}, "DEBUG is on"),
-        ({"PRODUCTION": "1", "ALLOWED_HOSTS": "example.com"}, "SECRET_KEY must be set"),
-        ({"PRODUCTION": "1", "SECRET_KEY": "short", "ALLOWED_HOSTS": "example.com"}, "SECRET_KEY must be set"),
-        ({"PRODUCTION": "1", "SECRET_KEY": "x" * 40}, "ALLOWED_HOSTS must list"),
+        ({"PRODUCTION": "1", "DEBUG": "1", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "example.com"}, "DEBUG is on"),
+        ({"PRODUCTION": "1", "ALLOWED_HOSTS": "example.com"}, "SECRET_KEY must be a random secret"),
+        ({"PRODUCTION": "1", "SECRET_KEY": "short", "ALLOWED_HOSTS": "example.com"}, "SECRET_KEY must be a random"),
+        ({"PRODUCTION": "1", "SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "example.com"}, "SECRET_KEY must be a random"),
+        ({"PRODUCTION": "1", "SECRET_KEY": GOOD_KEY}, "ALLOWED_HOSTS must list"),
+        (
+            {"PRODUCTION": "1", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "e.com", "SECURE_COOKIES": "false"},
+            "SECURE_COOKIES",
+        ),
     ],
 )
 def test_production_settings_refuse_development_defaults(env, problem):
@@ -69,7 +77,7 @@ def test_production_settings_refuse_development_defaults(env, problem):
 
 
 def test_production_settings_start_when_configured():
-    assert settings_check(PRODUCTION="1", SECRET_KEY="s" * 50, ALLOWED_HOSTS="example.com")[0] == 0
+    assert settings_check(PRODUCTION="1", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="example.com")[0] == 0
 
 
 def test_json_logs_carry_workflow_instance_and_step():

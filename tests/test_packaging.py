@@ -42,9 +42,8 @@ def test_production_mode_collects_static_files_and_whitenoise_serves_them(tmp_pa
     env = {
         **os.environ,
         "PRODUCTION": "1",
-        "SECRET_KEY": "s" * 50,
+        "SECRET_KEY": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
         "ALLOWED_HOSTS": "testserver",
-        "SECURE_COOKIES": "false",
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "STATIC_ROOT": str(tmp_path / "static"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",

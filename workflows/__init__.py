@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from workflows.actors import acting
 from workflows.definition import Workflow
 from workflows.errors import (
     DuplicateInstanceId,
@@ -54,7 +55,7 @@ __all__ = [
     "get_workflow", "workflow_names", "workflow_class", "now",
     # reading state
     "list_workflows", "list_instances", "count_instances", "list_pending_waits", "count_pending_waits",
-    "health_status", "metrics_text",
+    "health_status", "metrics_text", "audit_log", "acting",
     # closed sets
     "Status", "StepStatus", "StepKind", "PUBLIC_KIND", "OPEN_STEP", "ACTIVE", "FINISHED", "UNFINISHED",
     "Permission", "Outcome", "ApprovalStatus",
@@ -128,6 +129,14 @@ def count_pending_waits(**filters: Any) -> int:
     from workflows.queries import count_pending_waits as _count_pending_waits
 
     return _count_pending_waits(**filters)
+
+
+def audit_log(**filters: Any) -> list[dict[str, Any]]:
+    """Audit records oldest first: ``workflow``, ``instance_id``, ``actor``, ``since``, ``until``,
+    ``after_id`` (paging), ``limit`` (see ``workflows.audit``)."""
+    from workflows.audit import entries
+
+    return entries(**filters)
 
 
 def health_status() -> dict[str, Any]:

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 
-from workflows.models import ApprovalDecision, ApprovalRequest, Attempt, Event, Instance, Step
+from workflows.models import ApprovalDecision, ApprovalRequest, Attempt, AuditRecord, Event, Instance, Step
 
 
 class ReadOnly:
@@ -72,3 +72,11 @@ class ApprovalRequestAdmin(ReadOnly, admin.ModelAdmin):
     list_filter = ("status", "workflow_name")
     search_fields = ("instance_key", "title")
     inlines = [ApprovalDecisionInline]
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("at", "actor", "channel", "action", "workflow_name", "instance_key")
+    list_filter = ("channel", "action")
+    search_fields = ("instance_key", "actor")
+    date_hierarchy = "at"

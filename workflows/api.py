@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Subquery
+from django.db.models import F
 
-from workflows import clock, conf
+from workflows import attributes, audit, clock, conf
 from workflows.definition import lookup, registered
 from workflows.error_records import public_error
 from workflows.errors import (
@@ -24,12 +24,13 @@ from workflows.errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from workflows.history import RESTARTED, TERMINATED, cancel_open_steps
+from workflows.history import TERMINATED, cancel_open_steps
 from workflows.lineage import parent_columns
 from workflows.models import Event, Instance, Step
 from workflows.notifications import resume_timers
+from workflows.repairs import InstanceRepairs
 from workflows.states import FINISHED, Status, StepKind, StepStatus
-from workflows.timers import kick, shift_timers, wake_now, wake_steps_now
+from workflows.timers import kick, shift_timers, wake_now
 from workflows.validation import check_event_type, check_instance_id
 from workflows.values import decode, encode_limited, register_type
 
@@ -99,6 +100,8 @@ class WorkflowHandle:
                     **wake_now(now),
                     **parent_columns(),
                 )
+                attributes.write([instance], {instance.pk: attributes.from_params(self.name, params)})
+                audit.record("create", workflow=self.name, instance_id=instance_id, at=now)
                 kick(instance.pk)
         except IntegrityError:
             if Instance.objects.filter(workflow_name=self.name, instance_id=instance_id).exists():
@@ -142,6 +145,10 @@ class WorkflowHandle:
                     )
                 )
             created = self._insert_skipping_races(rows)
+            if getattr(lookup(self.name), "search_attributes", ()):
+                attributes.write(created, {i.pk: attributes.from_params(self.name, decode(i.params)) for i in created})
+            details = {"batch": len(prepared), **({"schedule": schedule} if schedule else {})}
+            audit.record_many("create", self.name, [i.instance_id for i in created], details)
             for instance in created:
                 kick(instance.pk)
         return [InstanceHandle(self.name, i.instance_id, i.pk) for i in created]
@@ -196,7 +203,7 @@ class WorkflowHandle:
         return InstanceHandle(self.name, id, pk)
 
 
-class InstanceHandle:
+class InstanceHandle(InstanceRepairs):
     """One instance: its status, and the operations an operator or another service may perform."""
 
     def __init__(self, workflow_name: str, instance_id: str, pk: int | None = None) -> None:
@@ -262,6 +269,7 @@ class InstanceHandle:
         now = clock.now()
         with transaction.atomic():
             instance = self._row(lock=True)
+            self._audit("pause", now, status=instance.status)
             if instance.status == Status.WAITING:
                 Instance.objects.filter(pk=self._pk).update(
                     status=Status.PAUSED, pause_requested=True, paused_at=now, due_at=None, updated_at=now
@@ -276,6 +284,7 @@ class InstanceHandle:
         now = clock.now()
         with transaction.atomic():
             instance = self._row(lock=True)
+            self._audit("resume", now, status=instance.status)
             if instance.status == Status.PAUSED:
                 shift_timers(self._pk, now - (instance.paused_at or now))
                 resume_timers(self._pk, now)
@@ -288,32 +297,6 @@ class InstanceHandle:
                     status=Status.RUNNING, pause_requested=False, updated_at=now
                 )
 
-    def retry_now(self) -> int:
-        """Run steps that sit in a retry delay now instead of at the end of their delay.
-
-        Returns how many steps were woken; 0 (and no change) when none waits for a retry.
-        """
-        now = clock.now()
-        with transaction.atomic():
-            instance = self._row(lock=True)
-            woken = wake_steps_now(self._pk, StepStatus.RETRYING, now)
-            if woken and instance.status == Status.WAITING:
-                Instance.objects.filter(pk=self._pk).update(updated_at=now, **wake_now(now))
-                kick(self._pk)
-        return woken
-
-    def failed_step(self) -> tuple[str, int] | None:
-        """(name, count) of the step whose final failure errored the instance, if any."""
-        step = (
-            Step.objects.filter(
-                instance_id=self._pk, run_number=Subquery(Instance.objects.filter(pk=self._pk).values("run_number")[:1])
-            )
-            .filter(status=StepStatus.FAILED)
-            .order_by("-seq")
-            .first()
-        )
-        return (step.name, step.occurrence) if step else None
-
     def terminate(self) -> None:
         """Stop the instance for good; a step in flight is abandoned and its result discarded."""
         now = clock.now()
@@ -324,6 +307,7 @@ class InstanceHandle:
                     f"(instance.cannot_terminate) Cannot terminate instance {self.id!r}: "
                     f"it is already {instance.status}"
                 )
+            self._audit("terminate", now, status=instance.status)
             Instance.objects.filter(pk=self._pk).update(
                 status=Status.TERMINATED,
                 ended_at=now,
@@ -337,59 +321,9 @@ class InstanceHandle:
             current = Step.objects.filter(instance_id=self._pk, run_number=instance.run_number)
             cancel_open_steps(current, now, TERMINATED)
 
-    def restart(self, from_step: str | tuple[str, int] | None = None) -> None:
-        """Run the instance again with the same id and params.
-
-        ``from_step`` (a step name, or ``(name, count)``) keeps the results of the steps that
-        started before that step and re-runs it and everything after it; without it all
-        state, buffered events included, is erased. A running step is abandoned.
-        """
-        now = clock.now()
-        with transaction.atomic():
-            instance = self._row(lock=True)
-            current = Step.objects.filter(instance_id=self._pk, run_number=instance.run_number)
-            kept: list[int] = []
-            if from_step is None:
-                Event.objects.filter(instance_id=self._pk).delete()
-            else:
-                target = self._find_step(from_step, instance.run_number)
-                finished_before = current.filter(seq__lt=target.seq).exclude(status=StepStatus.CANCELLED)
-                kept = list(finished_before.values_list("pk", flat=True))
-                Event.objects.filter(consumed_by__in=current.exclude(pk__in=kept)).delete()
-            # The replaced steps stay in this run, as history; the kept ones move to the next.
-            cancel_open_steps(current.exclude(pk__in=kept), now, RESTARTED)
-            Step.objects.filter(pk__in=kept).update(run_number=instance.run_number + 1)
-            Instance.objects.filter(pk=self._pk).update(
-                run_number=instance.run_number + 1,
-                status=Status.QUEUED,
-                output=None,
-                error=None,
-                ended_at=None,
-                lease_token=None,
-                lease_until=None,
-                pause_requested=False,
-                paused_at=None,
-                worker_crashes=0,
-                events_version=F("events_version") + 1,
-                updated_at=now,
-                **wake_now(now),
-            )
-            kick(self._pk)
-
-    def _find_step(self, from_step: object, run_number: int) -> Step:
-        if isinstance(from_step, (tuple, list)) and len(from_step) == 2:
-            name, count = from_step
-        else:
-            name, count = from_step, 1
-        if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise WorkflowError(f"from_step must be a step name or (name, count) with count >= 1, got {from_step!r}")
-        candidates = Step.objects.filter(instance_id=self._pk, run_number=run_number, name=name, occurrence=count)
-        step = candidates.filter(kind=StepKind.DO).first() or candidates.order_by("seq").first()
-        if step is None:
-            raise InvalidState(
-                f'(instance.cannot_restart) Step "{name}" (occurrence {count}) not found in execution history'
-            )
-        return step
+    def audit(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """What was done to this instance, by whom and through what, oldest first."""
+        return audit.entries(workflow=self.workflow_name, instance_id=self.id, limit=limit)
 
     def send_event(self, type: str, payload: Any = None, *, idempotency_key: str | None = None) -> bool:
         """Deliver an event; it is buffered (FIFO per type) until a wait_for_event of that type takes it.
@@ -416,6 +350,7 @@ class InstanceHandle:
             Event.objects.create(
                 instance_id=self._pk, type=type, payload=text, created_at=now, idempotency_key=idempotency_key
             )
+            self._audit("send_event", now, type=type, payload_bytes=len(text))
             awaited = (
                 instance.status == Status.WAITING
                 and Step.objects.filter(

@@ -7,15 +7,17 @@ raise CommandError, so the exit status is non-zero and the message names the pro
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import shutil
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from workflows import get_workflow, list_workflows
+from workflows import acting, cli_bulk, get_workflow, list_workflows
 from workflows.errors import WorkflowError
 from workflows.queries import latest_instance_id
 from workflows.states import ACTIVE, UNFINISHED, Status, StepStatus
@@ -28,9 +30,10 @@ if TYPE_CHECKING:
 
 
 def add_arguments(sub: argparse._SubParsersAction[CommandParser]) -> None:
-    from workflows import cli_approvals
+    from workflows import cli_approvals, cli_audit
 
     cli_approvals.add_arguments(sub)
+    cli_audit.add_arguments(sub)
     p = sub.add_parser("list", help="registered workflows with instance counts")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("describe", help="one workflow: counts per status and recent instances")
@@ -47,6 +50,7 @@ def add_arguments(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p = instances.add_parser("list", help="instances of a workflow, newest first")
     p.add_argument("workflow")
     p.add_argument("--status", choices=Status.values)
+    add_filter_arguments(p)
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p = instances.add_parser("describe", help="status, params, output and every step with its attempts")
@@ -58,10 +62,12 @@ def add_arguments(sub: argparse._SubParsersAction[CommandParser]) -> None:
     p.add_argument("id")
     p.add_argument("--type", required=True)
     p.add_argument("--payload", default=None, help="JSON (default {})")
-    for action in ("pause", "resume", "terminate"):
-        p = instances.add_parser(action, help=f"{action} an instance")
-        p.add_argument("workflow")
-        p.add_argument("id")
+    for action in ("pause", "resume", "terminate", "retry"):
+        what = "retry from the failed step" if action == "retry" else action
+        p = instances.add_parser(action, help=f"{what}: one instance, or every one matching --filter (a bulk job)")
+        p.add_argument("workflow", nargs="?")
+        p.add_argument("id", nargs="?")
+        cli_bulk.add_bulk_arguments(p)
     p = instances.add_parser("restart", help="run an instance again (from scratch, or from a step)")
     p.add_argument("workflow")
     p.add_argument("id")
@@ -73,6 +79,12 @@ def add_arguments(sub: argparse._SubParsersAction[CommandParser]) -> None:
 
 
 def run(command: str | None, options: dict[str, Any], out: SupportsWrite[str]) -> None:
+    """Run one command; every change it makes is audited as the operating-system user, channel "cli"."""
+    with acting(None, "cli", name=f"{getpass.getuser()}@{socket.gethostname()}"[:150]):
+        return _run(command, options, out)
+
+
+def _run(command: str | None, options: dict[str, Any], out: SupportsWrite[str]) -> None:
     try:
         if command == "list":
             return _list(options, out)
@@ -86,6 +98,10 @@ def run(command: str | None, options: dict[str, Any], out: SupportsWrite[str]) -
             from workflows import cli_approvals
 
             return cli_approvals.run(options, out)
+        if command == "audit":
+            from workflows import cli_audit
+
+            return cli_audit.run(options, out)
     except WorkflowError as exc:
         raise CommandError(str(exc)) from None
     raise CommandError(f"unknown command {command!r}")
@@ -187,9 +203,33 @@ def _instance(options: dict[str, Any]) -> InstanceHandle:
     return handle.get(instance_id)
 
 
+def add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE", help="a search attribute (repeatable)")
+    p.add_argument("--failed-step", default=None, help="instances whose step of this name failed for good")
+    p.add_argument("--error-name", default=None, help="instances errored with this error, e.g. ConnectionError")
+
+
+def filter_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The search-attribute, failed-step and error filters given on the command line."""
+    found: dict[str, Any] = {}
+    attributes = {}
+    for pair in options.get("attr") or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CommandError(f"--attr takes NAME=VALUE, got {pair!r}")
+        attributes[name] = value
+    if attributes:
+        found["attributes"] = attributes
+    if options.get("failed_step"):
+        found["failed_step"] = options["failed_step"]
+    if options.get("error_name"):
+        found["error_name"] = options["error_name"]
+    return found
+
+
 def _instances_list(options: dict[str, Any], out: SupportsWrite[str]) -> None:
     handle = get_workflow(options["workflow"])
-    page = handle.list(status=options["status"], limit=options["limit"])
+    page = handle.list(status=options["status"], limit=options["limit"], **filter_options(options))
     if options["json"]:
         return _dump(page, out)
     rows = [
@@ -267,7 +307,18 @@ def _send_event(options: dict[str, Any], out: SupportsWrite[str]) -> None:
 
 def _simple(action: str) -> Callable[[dict[str, Any], SupportsWrite[str]], None]:
     def run_action(options: dict[str, Any], out: SupportsWrite[str]) -> None:
+        if options.get("filter"):
+            return cli_bulk.run(action, options, out)
+        if not options.get("workflow") or not options.get("id"):
+            raise CommandError(f"{action} needs <workflow> <id>, or --filter for every matching instance")
         instance = _instance(options)
+        if action == "retry":
+            failed = instance.failed_step()
+            if failed is None:
+                raise CommandError(f"{instance.workflow_name}/{instance.id} has no failed step to retry from")
+            instance.restart(from_step=failed)
+            out.write(f"{instance.workflow_name}/{instance.id}: retrying from step {failed[0]!r}.")
+            return None
         getattr(instance, action)()
         out.write(
             f"{instance.workflow_name}/{instance.id}: {action} requested; status is now {instance.status()['status']}."
@@ -300,6 +351,7 @@ INSTANCE_ACTIONS = {
     "pause": _simple("pause"),
     "resume": _simple("resume"),
     "terminate": _simple("terminate"),
+    "retry": _simple("retry"),
     "restart": _restart,
     "terminate-all": _terminate_all,
 }

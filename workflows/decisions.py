@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from workflows import clock, conf, metrics
+from workflows import audit, clock, conf, metrics
 from workflows.approval_stats import record_decision_time
 from workflows.approvals import DecisionRefused, Image
 from workflows.delegations import active_delegators
@@ -406,6 +406,13 @@ def decide(
         on_behalf_of = request.decider(user, now)[0]
         cleaned = _validated_data(request, approved, data)
         _record(row, request, user, approved, comment, cleaned, channel, now, on_behalf_of)
+        audit.record(
+            "decide", workflow=row.workflow_name, instance_id=row.instance_key, user=user, channel=channel, at=now,
+            details={
+                "request": pk, "step": row.step_name, "approved": approved,
+                **({"on_behalf_of": on_behalf_of} if on_behalf_of else {}), **({"comment": comment} if comment else {}),
+            },
+        )  # fmt: skip
         decisions = list(ApprovalDecision.objects.filter(request=row).order_by("decided_at", "pk"))
         if not approved:
             _close(row, ApprovalStatus.REJECTED, decisions, now)

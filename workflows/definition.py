@@ -31,6 +31,9 @@ class Workflow:
     # with event.schedule set. The prefix is schedule_id_prefix, or the workflow's name.
     schedules: list[str] = []
     schedule_id_prefix: str | None = None
+    # Params to find instances by (business keys such as "customer", "order_id"): their
+    # values are indexed when an instance is created; ``step.set_attributes`` adds more.
+    search_attributes: tuple[str, ...] = ()
     # The configured bindings (``self.env.DB`` ...), set on each instance before ``run`` is called.
     env: Env
 

@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import QuerySet
 
-from workflows import clock
+from workflows import audit, clock
 from workflows.errors import WorkflowError
 from workflows.models import Delegation
 
@@ -62,9 +63,14 @@ def set_away(user: Any, *, delegate: Any, starts: datetime, ends: datetime, note
         raise WorkflowError("you already have an absence in that period; cancel it first")
     if Delegation.objects.filter(user=delegate, starts__lt=ends, ends__gt=starts).exists():
         raise WorkflowError(f"{delegate.get_username()} is away themselves in that period")
-    return Delegation.objects.create(
-        user=user, delegate=delegate, starts=starts, ends=ends, note=note, created_at=clock.now()
-    )
+    with transaction.atomic():
+        audit.record(
+            "set_away", user=user, details={"delegate": delegate.get_username(), "starts": starts.isoformat(),
+                                            "ends": ends.isoformat()},
+        )  # fmt: skip
+        return Delegation.objects.create(
+            user=user, delegate=delegate, starts=starts, ends=ends, note=note, created_at=clock.now()
+        )
 
 
 def absences(user: Any) -> QuerySet[Delegation]:
@@ -78,6 +84,8 @@ def standing_in_for(user: Any) -> QuerySet[Delegation]:
 
 
 def cancel_away(user: Any, delegation_id: int) -> None:
-    deleted, _ = Delegation.objects.filter(user=user, pk=delegation_id).delete()
-    if not deleted:
-        raise WorkflowError(f"you have no absence {delegation_id!r}")
+    with transaction.atomic():
+        deleted, _ = Delegation.objects.filter(user=user, pk=delegation_id).delete()
+        if not deleted:
+            raise WorkflowError(f"you have no absence {delegation_id!r}")
+        audit.record("cancel_away", user=user, details={"absence": delegation_id})

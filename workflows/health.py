@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Min
+from django.utils import timezone
 
 from workflows import clock, conf
 from workflows.models import ApprovalRequest, Attempt, Instance, WorkerHeartbeat
@@ -41,7 +42,7 @@ def forget() -> None:
 
 
 def status() -> dict:
-    """``{"database", "workers_alive", "worker_processes", "due_lag_seconds", "queue_depth"}``.
+    """``{"database", "workers_alive", "worker_processes", "due_lag_seconds", "queue_depth", "queue_in_flight"}``.
 
     ``due_lag_seconds``: how long the most overdue instance has been due (timers not fired
     yet, or a dead worker's instance not yet taken over); near 0 when workers keep up.
@@ -56,7 +57,11 @@ def status() -> dict:
         "workers_alive": alive.count(),
         "worker_processes": sum(alive.values_list("processes", flat=True)),
         "due_lag_seconds": round((now - earliest).total_seconds(), 3) if earliest else 0.0,
-        "queue_depth": OrmQ.objects.count(),
+        # Waiting tasks only: a row a worker took is locked until it is acked, and one taken by a
+        # killed worker stays locked until django-q2's retry time; counting those overstated the
+        # queue for hours. They are "in flight" (the dispatcher re-kicks their instances itself).
+        "queue_depth": OrmQ.objects.filter(lock__lte=timezone.now()).count(),  # django-q2's own clock
+        "queue_in_flight": OrmQ.objects.filter(lock__gt=timezone.now()).count(),
         "lease_seconds": conf.get("LEASE_SECONDS"),
     }
 
@@ -90,6 +95,7 @@ def gauges() -> list[Gauge]:
             "due_lag_seconds",
         ),
         ("workflows_queue_depth", "django-q2 tasks waiting in the queue.", "queue_depth"),
+        ("workflows_queue_in_flight", "django-q2 tasks taken by a worker and not acknowledged yet.", "queue_in_flight"),
         ("workflows_workers_alive", "Worker process trees seen in the last 30 s.", "workers_alive"),
         ("workflows_worker_processes", "Worker processes of the live worker trees.", "worker_processes"),
     ]

@@ -103,6 +103,9 @@ class Step(models.Model):
     # worker's writes are fenced on it, as an instance's are on the instance lease.
     lease_token = models.CharField(max_length=32, null=True)
     lease_until = models.DateTimeField(null=True)
+    # Set when an operator resolved the step by hand ({"by", "at", "note"}): its result was
+    # typed in, not computed (``InstanceHandle.resolve_step``).
+    resolution = models.JSONField(null=True)
 
     class Meta:
         db_table = "wf_step"
@@ -352,6 +355,106 @@ class Delegation(models.Model):
     class Meta:
         db_table = "wf_delegation"
         indexes = [models.Index(fields=["delegate", "ends"], name="wf_delegation_delegate")]
+
+
+class InstanceAttribute(models.Model):
+    """A search attribute of an instance ("customer" = "acme"): business keys to find it by.
+
+    Written from the params named by ``Workflow.search_attributes`` when the instance is
+    created, and by ``step.set_attributes`` from ``run()``; looked up through its index.
+    """
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="attributes")
+    name = models.CharField(max_length=64)
+    value = models.CharField(max_length=200)
+
+    class Meta:
+        db_table = "wf_attribute"
+        constraints = [models.UniqueConstraint(fields=["instance", "name"], name="wf_attribute_once")]
+        indexes = [models.Index(fields=["name", "value", "instance"], name="wf_attribute_lookup")]
+
+
+class BulkJob(models.Model):
+    """An action applied to every instance matching a filter, by the workers, in batches.
+
+    First the matching instances are selected into items (``selecting``, by pk ranges), then
+    each item is applied in its own transaction together with its result (``running``), so a
+    killed worker's job resumes where it stopped and never acts on an instance twice. One
+    runner at a time holds the job's lease; the dispatcher re-kicks a job whose runner died.
+    """
+
+    action = models.CharField(max_length=12)  # retry, resolve, terminate, pause, resume
+    filter = models.JSONField()  # InstanceFilter.as_dict()
+    options = models.JSONField(default=dict)  # resolve: {"step", "count", "output", "note"}
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.CharField(max_length=150, blank=True)
+    channel = models.CharField(max_length=12)
+    status = models.CharField(max_length=10, default="selecting")  # selecting, running, done, cancelled
+    total = models.IntegerField(default=0)
+    done = models.IntegerField(default=0)
+    refused = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    selected_up_to = models.BigIntegerField(default=0)  # the last instance pk selected
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True)
+    lease_token = models.CharField(max_length=32, null=True)
+    lease_until = models.DateTimeField(null=True)
+    due_at = models.DateTimeField(null=True)  # when the dispatcher should (re)start a runner
+
+    class Meta:
+        db_table = "wf_bulk_job"
+        indexes = [models.Index(fields=["due_at"], name="wf_bulk_job_due", condition=models.Q(due_at__isnull=False))]
+
+
+class BulkJobItem(models.Model):
+    """One instance of a bulk job, and what became of it."""
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
+    instance_pk = models.BigIntegerField()
+    workflow_name = models.CharField(max_length=64)
+    instance_key = models.CharField(max_length=100)
+    status = models.CharField(max_length=8, default="pending")  # pending, done, refused, skipped
+    message = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "wf_bulk_item"
+        constraints = [
+            models.UniqueConstraint(fields=["job", "instance_pk"], name="wf_bulk_item_once"),
+            # Two jobs never hold the same instance pending: the second one skips it.
+            models.UniqueConstraint(
+                fields=["instance_pk"], name="wf_bulk_item_pending", condition=models.Q(status="pending")
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "status", "id"], name="wf_bulk_item_job")]
+
+
+class AuditRecord(models.Model):
+    """One mutation: who did what to which instance, through which channel, and when.
+
+    Written by the public API in the transaction of the change itself, whatever called it
+    (the dashboard, the HTTP API, the CLI, a bulk action, your code), so there is no change
+    without its record. The actor and channel come from ``workflows.audit.acting``.
+    """
+
+    at = models.DateTimeField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.CharField(max_length=150, blank=True)  # the username, kept if the user is deleted
+    channel = models.CharField(max_length=12)  # dashboard, api, cli, link, python, schedule, system
+    action = models.CharField(max_length=40)
+    workflow_name = models.CharField(max_length=64, blank=True)
+    instance_key = models.CharField(max_length=100, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "wf_audit"
+        indexes = [
+            models.Index(fields=["workflow_name", "instance_key", "at"], name="wf_audit_instance"),
+            models.Index(fields=["at"], name="wf_audit_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor or 'system'} via {self.channel}: {self.action}"
 
 
 class ApprovalTiming(models.Model):

@@ -7,15 +7,17 @@ pagination on (created_at, pk), newest first, so page 1,000 costs what page 1 co
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet
 
 from workflows.definition import registered
 from workflows.errors import WorkflowError
-from workflows.models import Attempt, Event, Instance, Step
+from workflows.models import Attempt, Event, Instance, InstanceAttribute, Step
 from workflows.states import PUBLIC_KIND, Status, StepKind, StepStatus
 from workflows.values import decode
 
@@ -54,6 +56,111 @@ def summary(instance: Instance) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class InstanceFilter:
+    """Which instances a list, a count or a bulk job is about (every field optional)."""
+
+    workflow: str | None = None
+    status: str | None = None
+    statuses: tuple[str, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    id_prefix: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # search attributes, all of which must match
+    failed_step: str | None = None  # a step of the current run failed for good under this name
+    error_name: str | None = None  # the instance's error, e.g. "ConnectionError"
+
+    @classmethod
+    def of(cls, **filters: Any) -> InstanceFilter:
+        """Built from keyword filters, each checked (WorkflowError names what is wrong)."""
+        attributes = filters.pop("attributes", None)
+        attributes = {} if attributes is None else attributes
+        statuses = filters.pop("statuses", None)
+        statuses = () if statuses is None else statuses
+        if not isinstance(statuses, (list, tuple)) or not all(isinstance(s, str) for s in statuses):
+            raise WorkflowError(f"statuses must be a list of statuses, got {statuses!r:.80}")
+        for status in [*statuses, filters.get("status")]:
+            check_status(status if isinstance(status, str) else None)
+        unknown = set(filters) - {f.name for f in fields(cls)}
+        if unknown:
+            raise WorkflowError(f"unknown filter(s) {sorted(unknown)}")
+        for key in ("workflow", "status", "id_prefix", "failed_step", "error_name"):
+            value = filters.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > 256 or "\x00" in value):
+                raise WorkflowError(f"{key} must be text of at most 256 characters (no NUL), got {value!r:.80}")
+            filters[key] = value or None
+        for key in ("created_after", "created_before"):
+            if filters.get(key) is not None and not isinstance(filters[key], datetime):
+                raise WorkflowError(f"{key} must be a datetime, got {filters[key]!r:.80}")
+        return cls(**filters, statuses=tuple(statuses), attributes=check_attributes(attributes))
+
+    def queryset(self) -> QuerySet[Instance]:
+        wanted = [check_status(self.status)] if self.status else [check_status(s) for s in self.statuses]
+        qs = Instance.objects.all()
+        if self.workflow:
+            qs = qs.filter(workflow_name=self.workflow)
+        if wanted:
+            qs = qs.filter(status__in=wanted)
+        if self.created_after:
+            qs = qs.filter(created_at__gte=self.created_after)
+        if self.created_before:
+            qs = qs.filter(created_at__lt=self.created_before)
+        if self.id_prefix:
+            # A prefix search uses the instance_id index, so it stays fast at millions of rows.
+            qs = qs.filter(instance_id__startswith=self.id_prefix)
+        for name, value in self.attributes:  # each through the (name, value, instance) index
+            qs = qs.filter(Exists(InstanceAttribute.objects.filter(instance=OuterRef("pk"), name=name, value=value)))
+        if self.failed_step:
+            failed = Step.objects.filter(
+                instance=OuterRef("pk"), run_number=OuterRef("run_number"), name=self.failed_step,
+                status=StepStatus.FAILED,
+            )  # fmt: skip
+            qs = qs.filter(Exists(failed))
+        if self.error_name:
+            qs = qs.filter(error__name=self.error_name)
+        return qs
+
+    def as_dict(self) -> dict[str, Any]:
+        """The non-empty fields, JSON-ready (for a bulk job's record and its confirmation)."""
+        found: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            if value in (None, (), ""):
+                continue
+            found[key] = dict(value) if key == "attributes" else list(value) if key == "statuses" else value
+        return found
+
+
+MAX_ATTRIBUTES = 10
+
+
+def check_attributes(attributes: Any) -> tuple[tuple[str, str], ...]:
+    """Search attributes as (name, value) pairs; WorkflowError names a bad one."""
+    if not isinstance(attributes, dict):
+        raise WorkflowError(f"attributes must be a mapping of name to value, got {type(attributes).__name__}")
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise WorkflowError(f"at most {MAX_ATTRIBUTES} attributes at once, got {len(attributes)}")
+    pairs = []
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 64 or "\x00" in name:
+            raise WorkflowError(f"an attribute name is 1 to 64 characters, got {name!r:.80}")
+        text = attribute_text(value)
+        if text is None:
+            raise WorkflowError(f"attribute {name!r}: a value is text or a number of at most 200 characters")
+        pairs.append((name, text))
+    return tuple(sorted(pairs))
+
+
+def attribute_text(value: Any) -> str | None:
+    """How a value is stored and searched: text as it is, numbers and booleans as their JSON."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float, str)):
+        text = value if isinstance(value, str) else json.dumps(value)
+    else:
+        return None
+    return text if 0 < len(text) <= 200 and "\x00" not in text else None
+
+
 def _matching(
     workflow: str | None,
     status: str | None,
@@ -61,21 +168,12 @@ def _matching(
     created_after: datetime | None,
     created_before: datetime | None,
     id_prefix: str | None,
+    **more: Any,
 ) -> QuerySet[Instance]:
-    wanted = [check_status(status)] if status else [check_status(s) for s in (statuses or [])]
-    qs = Instance.objects.all()
-    if workflow:
-        qs = qs.filter(workflow_name=workflow)
-    if wanted:
-        qs = qs.filter(status__in=wanted)
-    if created_after:
-        qs = qs.filter(created_at__gte=created_after)
-    if created_before:
-        qs = qs.filter(created_at__lt=created_before)
-    if id_prefix:
-        # A prefix search uses the instance_id index, so it stays fast at millions of rows.
-        qs = qs.filter(instance_id__startswith=id_prefix)
-    return qs
+    return InstanceFilter.of(
+        workflow=workflow, status=status, statuses=statuses, created_after=created_after,
+        created_before=created_before, id_prefix=id_prefix, **more,
+    ).queryset()  # fmt: skip
 
 
 def list_instances(
@@ -88,11 +186,16 @@ def list_instances(
     id_prefix: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    **more: Any,
 ) -> dict:
-    """A page of instances, newest first: ``{"instances": [summary...], "next_cursor": str | None}``."""
+    """A page of instances, newest first: ``{"instances": [summary...], "next_cursor": str | None}``.
+
+    ``more``: ``attributes={"customer": "acme"}``, ``failed_step="extract"``,
+    ``error_name="ConnectionError"`` (see ``InstanceFilter``).
+    """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise WorkflowError(f"invalid limit {limit!r}: use 1 to {MAX_PAGE}")
-    qs = _matching(workflow, status, statuses, created_after, created_before, id_prefix)
+    qs = _matching(workflow, status, statuses, created_after, created_before, id_prefix, **more)
     if cursor:
         created, pk = _decode_cursor(cursor)
         qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
@@ -101,9 +204,9 @@ def list_instances(
             "workflow_name", "instance_id", "status", "created_at", "updated_at", "ended_at", "error"
         )[: limit + 1]
     )
-    more = len(rows) > limit
+    has_more = len(rows) > limit
     rows = rows[:limit]
-    return {"instances": [summary(r) for r in rows], "next_cursor": _encode_cursor(rows[-1]) if more else None}
+    return {"instances": [summary(r) for r in rows], "next_cursor": _encode_cursor(rows[-1]) if has_more else None}
 
 
 def count_instances(
@@ -114,9 +217,10 @@ def count_instances(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     id_prefix: str | None = None,
+    **more: Any,
 ) -> int:
     """How many instances match the same filters as ``list_instances`` (all pages together)."""
-    return _matching(workflow, status, statuses, created_after, created_before, id_prefix).count()
+    return _matching(workflow, status, statuses, created_after, created_before, id_prefix, **more).count()
 
 
 def latest_instance_id(workflow: str) -> str | None:
@@ -167,6 +271,7 @@ def _step_story(step: Step) -> dict:
         story["config"] = step.config
         story["output"] = decode(step.result) if step.status == StepStatus.SUCCEEDED else None
         story["attempts"] = _attempt_stories(step)
+        story["resolution"] = step.resolution  # {"by", "at", "note"} when resolved by hand
     elif step.kind == StepKind.WAIT:
         story["event_type"] = step.event_type
         story["timeout_at"] = step.wake_at
@@ -255,14 +360,14 @@ def describe_instance(workflow: str, instance_id: str) -> dict | None:
     children = list(
         Instance.objects.filter(parent_workflow=instance.workflow_name, parent_instance_id=instance.instance_id)
         .order_by("created_at")
-        .values_list("workflow_name", "instance_id", "status")[:100]
+        .values_list("workflow_name", "instance_id", "status", "created_at")[:100]
     )
     return {
         **summary(instance),
         "parent": {"workflow": instance.parent_workflow, "id": instance.parent_instance_id}
         if instance.parent_workflow
         else None,
-        "children": [{"workflow": w, "id": i, "status": st} for w, i, st in children],
+        "children": [{"workflow": w, "id": i, "status": st, "created_at": at} for w, i, st, at in children],
         "schedule": instance.schedule,
         "params": decode(instance.params),
         "output": decode(instance.output) if instance.status == Status.COMPLETE else None,

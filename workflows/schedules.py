@@ -91,8 +91,11 @@ def fire(name: str, cron: str, scheduled_time: str) -> list[str]:
     slot_ms = int(slot.timestamp() * 1000)
     cls = lookup(name)
     prefix = (cls.schedule_id_prefix if cls else None) or name
-    created = get_workflow(name).create_batch(
-        [{"id": f"{prefix}-{slot_ms}", "params": {"timestamp": slot_ms}}],
-        schedule={"cron": cron, "scheduled_time": slot_ms},
-    )
+    from workflows.actors import acting
+
+    with acting(None, "schedule", name=f"cron {cron}"):
+        created = get_workflow(name).create_batch(
+            [{"id": f"{prefix}-{slot_ms}", "params": {"timestamp": slot_ms}}],
+            schedule={"cron": cron, "scheduled_time": slot_ms},
+        )
     return [c.id for c in created]

@@ -68,3 +68,10 @@ def deliver_notification(notification_pk: int) -> str:
     from workflows.notifications import deliver
 
     return deliver(notification_pk)
+
+
+def run_bulk_job(job_id: int) -> str:
+    """Run a bulk job to its end (see ``workflows.bulk``)."""
+    from workflows.bulk import run
+
+    return run(job_id)

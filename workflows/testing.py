@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, Min, Q
 
-from workflows import clock, notifications, overrides, tasks
+from workflows import bulk, clock, notifications, overrides, tasks
 from workflows.engine.control import RunOutcome
 from workflows.engine.leases import claimable
 from workflows.error_records import error_record, rebuild_error
@@ -72,6 +72,7 @@ def run_until_idle(max_rounds: int = 1000) -> int:
     advanced = 0
     for _ in range(max_rounds):
         notifications.run_due()  # reminders, escalations and notifications due now
+        bulk.restart_due(clock.now())  # bulk jobs run here, in-process
         pks = list(Instance.objects.filter(claimable(clock.now())).order_by("pk").values_list("pk", flat=True))
         if not pks:
             return advanced

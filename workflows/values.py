@@ -37,17 +37,28 @@ def register_type(cls: type, tag: str, to_text: Callable[[Any], str], from_text:
 
 def encode(value: Any, *, what: str = "value") -> str:
     """The stored (JSON text) form of ``value``; raises NotSerialisable naming what failed."""
+    return _encoded(value, what)[0]
+
+
+def _encoded(value: Any, what: str) -> tuple[str, int]:
+    """The stored text and its size in UTF-8 bytes."""
     try:
         tree = _to_json(value, 0, set())
     except RecursionError:
         raise NotSerialisable(f"{what} is nested too deeply to be stored") from None
-    return json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return text, len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+        raise NotSerialisable(
+            f"{what} contains {bad}, half of a UTF-16 surrogate pair, which is not text; send valid Unicode"
+        ) from None
 
 
 def encode_limited(value: Any, *, what: str, limit: int) -> str:
     """``encode`` plus the size limit, measured on the UTF-8 bytes of the stored form."""
-    text = encode(value, what=what)
-    size = len(text.encode("utf-8"))
+    text, size = _encoded(value, what)
     if size > limit:
         raise ValueTooLarge(f"{what} is {size} bytes when stored; the limit is {limit} bytes")
     return text

@@ -77,6 +77,21 @@ def detail_value(value: Any) -> str:
     return display_text(value)
 
 
+AUDIT_ACTIONS = {
+    "create": "created it", "pause": "paused it", "resume": "resumed it", "terminate": "terminated it",
+    "restart": "restarted it", "retry_now": "ran its waiting retries now", "send_event": "sent an event",
+}  # fmt: skip
+
+
+@register.filter
+def audit_action(record: dict[str, Any]) -> str:
+    """What an audit record says was done, in words ("approved “sign off”")."""
+    details = record.get("details") or {}
+    if record.get("action") == "decide":
+        return f"{'approved' if details.get('approved') else 'rejected'} “{details.get('step', 'the request')}”"
+    return AUDIT_ACTIONS.get(record.get("action", ""), str(record.get("action", "")))
+
+
 @register.filter
 def failed_count(notices: list[dict[str, Any]]) -> int:
     """How many of a request's notifications failed for good."""

@@ -458,3 +458,16 @@ class ApprovalBesideAFailure(Workflow):
             step.wait_for_approval("sign off", approvers=["user:ada"], timeout="1h", remind_every="10m"),
             step.do("doomed", _refuse),
         )
+
+
+class Order(Workflow):
+    """Searchable by customer (a param) and by order number (set from a step's result)."""
+
+    name = "t-order"
+    search_attributes = ("customer", "region")
+
+    async def run(self, event, step):
+        number = await step.do("number", lambda: f"ord-{event.payload.get('n', 0)}")
+        await step.set_attributes({"order_id": number, "priority": event.payload.get("priority", 1)})
+        await step.sleep("ship later", "1h")
+        return number

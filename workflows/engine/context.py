@@ -145,6 +145,14 @@ class WorkflowStep:
         )  # fmt: skip
         return await self._replay.wait_for_approval(name, spec)
 
+    async def set_attributes(self, values: dict[str, Any]) -> None:
+        """Add or change this instance's search attributes (``{"order_id": "8812"}``), found by
+        ``list_instances(attributes=...)``. Values are text or numbers (200 characters at most)."""
+        from workflows.queries import check_attributes
+
+        check_attributes(values)
+        await self._replay.set_attributes(values)
+
 
 class SyncWorkflowStep:
     """The step API for a ``def run``: the same operations, blocking until each is done."""
@@ -170,3 +178,6 @@ class SyncWorkflowStep:
 
     def wait_for_approval(self, name: str, **options: Any) -> dict:
         return self._wait(self._step.wait_for_approval(name, **options))
+
+    def set_attributes(self, values: dict[str, Any]) -> None:
+        return self._wait(self._step.set_attributes(values))

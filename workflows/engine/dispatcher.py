@@ -19,7 +19,7 @@ import time
 from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import Min
 
-from workflows import clock, conf, notifications
+from workflows import bulk, clock, conf, notifications
 from workflows.models import Instance
 from workflows.timers import grace, kick
 
@@ -47,15 +47,16 @@ def dispatch_due(limit: int = 200) -> int:
 def seconds_until_next_due(maximum: float) -> float:
     """How long until an instance, a reminder or a notification has come due (at most ``maximum``)."""
     due = Instance.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
-    timers = [when for when in (due, notifications.next_due()) if when is not None]
+    timers = [when for when in (due, notifications.next_due(), bulk.next_due()) if when is not None]
     if not timers:
         return maximum
     return max(0.0, min(maximum, (min(timers) - clock.now()).total_seconds()))
 
 
 def run_due() -> int:
-    """Everything that has come due: instances to kick, reminders to send, deliveries to retry."""
-    return dispatch_due() + notifications.run_due()
+    """Everything that has come due: instances to kick, reminders to send, deliveries to retry,
+    bulk jobs whose runner died."""
+    return dispatch_due() + notifications.run_due() + bulk.restart_due(clock.now())
 
 
 def run_dispatcher(stop: threading.Event) -> None:

@@ -37,7 +37,7 @@ from workflows.engine import approvals, parking, steps, waits
 from workflows.engine.bridge import DatabaseBridge
 from workflows.engine.context import SyncWorkflowStep, WorkflowEvent, WorkflowStep
 from workflows.engine.control import Abandon, RunOutcome, Suspend, draining
-from workflows.engine.leases import Lease, LeaseLost, PauseRequested, StepLease
+from workflows.engine.leases import Lease, LeaseLost, PauseRequested, StepLease, fence
 from workflows.engine.rows import Claim, StepKey
 from workflows.engine.threads import call_in_thread, callback_pool
 from workflows.error_records import error_record, public_error
@@ -260,6 +260,11 @@ class ReplayPass:
     async def wait_for_approval(self, name: str, spec: ApprovalSpec) -> dict:
         return await approvals.wait_for_approval(self, name, spec)
 
+    async def set_attributes(self, values: dict[str, Any]) -> None:
+        """Write search attributes, fenced by the lease (a replay writes the same values again)."""
+        self.may_start_new_work()
+        await self.store(_write_attributes, self.run.lease, values)
+
     # ---- bookkeeping shared by the step kinds
 
     def next_key(self, kind: str, name: str) -> StepKey:
@@ -329,3 +334,13 @@ def _result_of(run_task: asyncio.Future) -> tuple[str, Any]:
         return "suspend", "park"
     except Exception as exc:  # noqa: BLE001 (run() raised: the instance errors with it)
         return "error", exc
+
+
+def _write_attributes(lease: Lease, values: dict[str, Any]) -> None:
+    from django.db import transaction
+
+    from workflows.attributes import set_values
+
+    with transaction.atomic():
+        fence(lease, clock.now())
+        set_values(lease.pk, values)
