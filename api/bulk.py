@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 FILTER_FIELDS = {
     "workflow", "status", "statuses", "created_after", "created_before", "id_prefix", "attributes", "failed_step",
-    "error_name",
+    "error_name", "version",
 }  # fmt: skip
 
 

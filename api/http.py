@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from api.auth import authenticate
 from api.errors import ApiError, from_refusal, from_workflow_error
-from workflows import Permission, WorkflowError, acting, approvals, to_plain_json
+from workflows import Permission, WorkflowError, acting, approvals, to_plain_json, tracing
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -62,7 +62,9 @@ def endpoint(
                         "permission_denied",
                         f"this needs the permission {' or '.join(repr(str(p)) for p in needed)}",
                     )
-                with acting(user, "api"):  # every change the call makes is audited as this caller
+                # Every change the call makes is audited as this caller; with tracing on, what it
+                # creates continues the caller's trace (its traceparent header).
+                with acting(user, "api"), tracing.from_headers(request.headers):
                     status, body = view(request, *args, **kwargs)
             except ApiError as exc:
                 return exc.response()

@@ -69,7 +69,7 @@ def instance_filters(request: HttpRequest) -> dict[str, Any]:
     attributes = {key[5:]: value for key, value in request.GET.items() if key.startswith("attr.")}
     if attributes:
         found["attributes"] = attributes
-    for key in ("failed_step", "error_name"):
+    for key in ("failed_step", "error_name", "version"):
         if request.GET.get(key):
             found[key] = request.GET[key]
     return found

@@ -325,7 +325,17 @@ WORKFLOWS: dict[str, Any] = {
     "APPROVAL_WEBHOOK_URL": os.getenv("WORKFLOWS_APPROVAL_WEBHOOK_URL", ""),
     "APPROVAL_WEBHOOK_SECRET": os.getenv("WORKFLOWS_APPROVAL_WEBHOOK_SECRET", ""),
     "NOTIFY_RETRY_SECONDS": float(os.getenv("WORKFLOWS_NOTIFY_RETRY_SECONDS", "30")),
+    # Versions (workflows.versions): this deployment's name, whether workers only advance
+    # instances of their own code's versions (blue-green), and what a divergence does.
+    "DEPLOYMENT": os.getenv("WORKFLOWS_DEPLOYMENT", ""),
+    "PIN_VERSIONS": envbool("WORKFLOWS_PIN_VERSIONS", "false"),
+    "ON_DIVERGENCE": os.getenv("WORKFLOWS_ON_DIVERGENCE", "warn"),
+    # OpenTelemetry traces (pip install .[otel]): "otlp", "console" or "file:<path>".
+    "TRACING": os.getenv("WORKFLOWS_TRACING", ""),
+    "TRACE_URL": os.getenv("WORKFLOWS_TRACE_URL", ""),
 }
+if WORKFLOWS["PIN_VERSIONS"] and not WORKFLOWS["DEPLOYMENT"]:
+    raise ImproperlyConfigured("WORKFLOWS_PIN_VERSIONS needs WORKFLOWS_DEPLOYMENT: the name of this deployment")
 
 if AI_URL:
     WORKFLOWS["BINDINGS"]["AI"] = {
@@ -342,7 +352,8 @@ if AI_URL:
 # switched off and a long visibility timeout only guards against a whole cluster vanishing;
 # the engine's dispatcher re-kicks abandoned instances itself.
 Q_CLUSTER = {
-    "name": "workflows",
+    # Pinned deployments each get their own queue: a deployment's kicks reach its own workers.
+    "name": f"workflows-{WORKFLOWS['DEPLOYMENT']}" if WORKFLOWS["PIN_VERSIONS"] else "workflows",
     "orm": "default",
     "workers": WORKFLOWS["WORKERS"],
     "queue_limit": WORKFLOWS["WORKERS"],

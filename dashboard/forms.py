@@ -26,6 +26,7 @@ class InstanceFilterForm(forms.Form):
     attr = forms.CharField(required=False, max_length=500, strip=True)  # "customer=acme order_id=8812"
     failed_step = forms.CharField(required=False, max_length=256, strip=True)
     error_name = forms.CharField(required=False, max_length=100, strip=True)
+    version = forms.CharField(required=False, max_length=40, strip=True)
     cursor = forms.CharField(required=False, max_length=200)
 
     # The query string keeps its short names: ?from=...&to=...
@@ -52,7 +53,7 @@ class InstanceFilterForm(forms.Form):
             pairs[name] = value
         return pairs
 
-    FILTERS = ("workflow", "status", "q", "start", "end", "attr", "failed_step", "error_name")
+    FILTERS = ("workflow", "status", "q", "start", "end", "attr", "failed_step", "error_name", "version")
 
     def query_values(self) -> dict[str, str]:
         """The filters as given (valid or not), under their query-string names, for links."""
@@ -80,6 +81,7 @@ class InstanceFilterForm(forms.Form):
             **({"attributes": data["attr"]} if data["attr"] else {}),
             **({"failed_step": data["failed_step"]} if data["failed_step"] else {}),
             **({"error_name": data["error_name"]} if data["error_name"] else {}),
+            **({"version": data["version"]} if data["version"] else {}),
         }
 
 

@@ -18,6 +18,7 @@ from workflows import (
     ACTIVE,
     WorkflowError,
     get_workflow,
+    list_versions,
     list_workflows,
     now,
     workflow_class,
@@ -29,10 +30,16 @@ log = logging.getLogger("dashboard")
 
 
 def overview_workflows() -> list[dict[str, Any]]:
-    """Every workflow with its counts per status, plus how many are active (queued or running)."""
+    """Every workflow with its counts per status, how many are active (queued or running), and
+    its versions that still have unfinished instances (or drained lately)."""
     workflows = list_workflows()
+    versions: dict[str, list[dict[str, Any]]] = {}
+    for row in list_versions():
+        versions.setdefault(row["workflow"], []).append(row)
     for w in workflows:
         w["active"] = sum(w["counts"][status] for status in ACTIVE)
+        found = versions.get(w["name"], [])
+        w["versions"] = found if len(found) > 1 or any(v["state"] != "current" for v in found) else []
     return workflows
 
 

@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -181,6 +182,7 @@ def instance(request: HtmxHttpRequest, workflow: str, instance_id: str) -> HttpR
         "retrying": any(s["status"] == StepStatus.RETRYING for s in story["steps"]),
         "can_operate": request.user.has_perm(Permission.OPERATE),
         "approval_cards": _open_approval_cards(story, request.user),
+        "trace_url": trace_link(story.get("trace_id")),
         "nav": "instances",
     }
     if request.htmx and request.htmx.target == "instance-live":
@@ -189,6 +191,12 @@ def instance(request: HtmxHttpRequest, workflow: str, instance_id: str) -> HttpR
             response.status_code = HTMX_STOP_POLLING  # the last update: the instance is finished
         return response
     return render(request, "dashboard/instance.html", context)
+
+
+def trace_link(trace_id: str | None) -> str:
+    """The instance's trace in the configured trace UI (WORKFLOWS["TRACE_URL"]), or ""."""
+    template = settings.WORKFLOWS.get("TRACE_URL", "") if trace_id else ""
+    return template.format(trace_id=trace_id) if template else ""
 
 
 def _zoom(request: HttpRequest) -> tuple[float, float] | None:

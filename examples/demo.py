@@ -148,4 +148,6 @@ def _plan(base_url: str) -> list[tuple[str, str, dict]]:
         ("race", "demo-race", {}),
         ("race-naive", "demo-race-naive", {}),
         ("flaky-export", "demo-export", {}),
+        # A cohort that fails at the same step: retry it from one filter on the list page.
+        *[("flaky-export", f"demo-export-night-{n}", {"batch": "night"}) for n in range(1, 7)],
     ]

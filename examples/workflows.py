@@ -203,6 +203,7 @@ class ExpenseWorkflow(Workflow):
     """
 
     name = "expense"
+    search_attributes = ("userId",)
 
     async def run(self, event, step):
         p = event.payload
@@ -241,6 +242,7 @@ class OrderWorkflow(Workflow):
     """Wait for the payment provider's webhook, then ship; cancel when no payment comes within an hour."""
 
     name = "order"
+    search_attributes = ("orderId",)  # find "the instance for order A-7" from the list page
 
     async def run(self, event, step):
         p = event.payload
@@ -393,10 +395,13 @@ class FlakyExportWorkflow(Workflow):
 
     The demo starts with the service off, so the step fails three times and the instance
     errors. Switch it on (Admin > Demo switches, or `python manage.py demo_switch
-    export-service on`), then press "Retry from failed step" on the instance's page.
+    export-service on`), then press "Retry from failed step" on the instance's page, or
+    retry the whole failed cohort from the list (filter "Failed at step: export", then
+    "Apply to all matching"), or resolve the step by hand with the output you type.
     """
 
     name = "flaky-export"
+    search_attributes = ("batch",)
 
     async def run(self, event, step):
         def export():

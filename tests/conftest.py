@@ -10,9 +10,10 @@ os.environ.setdefault("TEST_LEDGER_DIR", tempfile.mkdtemp(prefix="wf-ledger-"))
 @pytest.fixture
 def engine(db):
     """The in-process engine on a clean clock: create instances, then ``run_until_idle``."""
-    from workflows import clock
+    from workflows import clock, metrics
 
     clock.reset()
+    metrics.discard()  # counts buffered by an earlier test belong to its rolled-back database
     yield
     clock.reset()
 

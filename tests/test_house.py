@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # What dashboard/ and api/ may import from the engine's package: the package itself (its
 # __init__ is the public API) and the public modules it documents.
-PUBLIC_MODULES = {"workflows", "workflows.approvals", "workflows.bulk_jobs"}
+PUBLIC_MODULES = {"workflows", "workflows.approvals", "workflows.bulk_jobs", "workflows.tracing"}
 
 
 def python_files(*folders):

@@ -30,12 +30,12 @@ def test_health_answers_without_login_and_reports_workers_and_lag(client, engine
     assert (body["status"], body["workers_alive"], body["worker_processes"]) == ("ok", 1, 2)
 
 
-def test_metrics_need_a_token_and_count_instances_by_status(client, engine):
+def test_metrics_need_a_token_and_count_what_happened(client, engine):
     get_workflow("t-waiter").create_batch([{"id": "m1"}, {"id": "m2"}])
     assert client.get("/metrics").status_code == 401
     token = ApiToken.issue(User.objects.create_user("prom"))[1]
     text = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).content.decode()
-    assert 'workflows_instances{status="queued",workflow="t-waiter"} 2.0' in text
+    assert 'workflows_instances_started_total{workflow="t-waiter"} 2.0' in text
     assert "# TYPE workflows_due_lag_seconds gauge" in text and "workflows_queue_depth" in text
 
 

@@ -91,5 +91,7 @@ def test_the_readme_commands_run_as_shown_against_the_demo(live_server, worker_r
     worker_runner.wait(
         lambda: get_workflow("flaky-export").get("demo-export").status()["status"] == "complete", "export", 60
     )
+    cohort = [get_workflow("flaky-export").get(f"demo-export-night-{n}") for n in range(1, 7)]
+    worker_runner.wait(lambda: all(h.status()["status"] == "complete" for h in cohort), "the retried cohort", 60)
     expense = next(r for r in approvals.pending() if r.instance_id == "demo-expense-19")
     assert [d.by for d in expense.decisions] == ["ada"], "the API decided the laptop's first signature"

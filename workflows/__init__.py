@@ -21,6 +21,7 @@ from workflows.errors import (
     InvalidEventType,
     InvalidInstanceId,
     InvalidState,
+    NonDeterminismError,
     NonRetryableError,
     NotSerialisable,
     ValueTooLarge,
@@ -55,7 +56,7 @@ __all__ = [
     "get_workflow", "workflow_names", "workflow_class", "now",
     # reading state
     "list_workflows", "list_instances", "count_instances", "list_pending_waits", "count_pending_waits",
-    "health_status", "metrics_text", "audit_log", "acting",
+    "health_status", "metrics_text", "audit_log", "acting", "list_versions",
     # closed sets
     "Status", "StepStatus", "StepKind", "PUBLIC_KIND", "OPEN_STEP", "ACTIVE", "FINISHED", "UNFINISHED",
     "Permission", "Outcome", "ApprovalStatus",
@@ -63,7 +64,7 @@ __all__ = [
     "to_plain_json", "display_text",
     # errors
     "WorkflowError", "WorkflowNotFound", "InstanceNotFound", "InvalidInstanceId", "DuplicateInstanceId",
-    "InvalidEventType", "ValueTooLarge", "NotSerialisable", "InvalidState", "WorkflowFatalError",
+    "InvalidEventType", "ValueTooLarge", "NotSerialisable", "InvalidState", "WorkflowFatalError", "NonDeterminismError",
     "WorkflowInternalError",
 ]  # fmt: skip
 
@@ -129,6 +130,14 @@ def count_pending_waits(**filters: Any) -> int:
     from workflows.queries import count_pending_waits as _count_pending_waits
 
     return _count_pending_waits(**filters)
+
+
+def list_versions() -> list[dict[str, Any]]:
+    """Per workflow, the versions its instances were created with: unfinished instances on each,
+    and whether it is the ``current`` code, ``draining`` (older, still running) or ``drained``."""
+    from workflows.queries import list_versions as _list_versions
+
+    return _list_versions()
 
 
 def audit_log(**filters: Any) -> list[dict[str, Any]]:

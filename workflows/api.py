@@ -14,7 +14,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from workflows import attributes, audit, clock, conf
+from workflows import attributes, audit, clock, conf, metrics, tracing
 from workflows.definition import lookup, registered
 from workflows.error_records import public_error
 from workflows.errors import (
@@ -33,6 +33,7 @@ from workflows.states import FINISHED, Status, StepKind, StepStatus
 from workflows.timers import kick, shift_timers, wake_now
 from workflows.validation import check_event_type, check_instance_id
 from workflows.values import decode, encode_limited, register_type
+from workflows.versions import version_of
 
 MAX_BATCH = 100
 
@@ -95,12 +96,15 @@ class WorkflowHandle:
                     workflow_name=self.name,
                     instance_id=instance_id,
                     params=text,
+                    version=version_of(self.name),
+                    trace_context=tracing.creation(self.name, instance_id),
                     created_at=now,
                     updated_at=now,
                     **wake_now(now),
                     **parent_columns(),
                 )
                 attributes.write([instance], {instance.pk: attributes.from_params(self.name, params)})
+                metrics.count("workflows_instances_started", workflow=self.name)
                 audit.record("create", workflow=self.name, instance_id=instance_id, at=now)
                 kick(instance.pk)
         except IntegrityError:
@@ -137,6 +141,8 @@ class WorkflowHandle:
                         workflow_name=self.name,
                         instance_id=instance_id,
                         params=text,
+                        version=version_of(self.name),
+                        trace_context=tracing.creation(self.name, instance_id),
                         schedule=schedule,
                         created_at=now,
                         updated_at=now,
@@ -149,6 +155,8 @@ class WorkflowHandle:
                 attributes.write(created, {i.pk: attributes.from_params(self.name, decode(i.params)) for i in created})
             details = {"batch": len(prepared), **({"schedule": schedule} if schedule else {})}
             audit.record_many("create", self.name, [i.instance_id for i in created], details)
+            if created:
+                metrics.count("workflows_instances_started", len(created), workflow=self.name)
             for instance in created:
                 kick(instance.pk)
         return [InstanceHandle(self.name, i.instance_id, i.pk) for i in created]
@@ -348,7 +356,12 @@ class InstanceHandle(InstanceRepairs):
             if instance.status in FINISHED:
                 raise InvalidState(f"cannot send an event to instance {self.id!r}: it is {instance.status}")
             Event.objects.create(
-                instance_id=self._pk, type=type, payload=text, created_at=now, idempotency_key=idempotency_key
+                instance_id=self._pk,
+                type=type,
+                payload=text,
+                created_at=now,
+                idempotency_key=idempotency_key,
+                trace_context=tracing.sending(instance, type),
             )
             self._audit("send_event", now, type=type, payload_bytes=len(text))
             awaited = (

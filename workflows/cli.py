@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 
 
 def add_arguments(sub: argparse._SubParsersAction[CommandParser]) -> None:
-    from workflows import cli_approvals, cli_audit
+    from workflows import cli_approvals, cli_audit, cli_trace, cli_versions
 
     cli_approvals.add_arguments(sub)
     cli_audit.add_arguments(sub)
+    cli_versions.add_arguments(sub)
+    cli_trace.add_arguments(sub)
     p = sub.add_parser("list", help="registered workflows with instance counts")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("describe", help="one workflow: counts per status and recent instances")
@@ -102,6 +104,14 @@ def _run(command: str | None, options: dict[str, Any], out: SupportsWrite[str]) 
             from workflows import cli_audit
 
             return cli_audit.run(options, out)
+        if command == "trace":
+            from workflows import cli_trace
+
+            return cli_trace.run(options, out)
+        if command in ("versions", "check-replay"):
+            from workflows import cli_versions
+
+            return (cli_versions.run_versions if command == "versions" else cli_versions.run_check)(options, out)
     except WorkflowError as exc:
         raise CommandError(str(exc)) from None
     raise CommandError(f"unknown command {command!r}")
@@ -207,6 +217,7 @@ def add_filter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE", help="a search attribute (repeatable)")
     p.add_argument("--failed-step", default=None, help="instances whose step of this name failed for good")
     p.add_argument("--error-name", default=None, help="instances errored with this error, e.g. ConnectionError")
+    p.add_argument("--version", default=None, help="instances created with this workflow version")
 
 
 def filter_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -224,6 +235,8 @@ def filter_options(options: dict[str, Any]) -> dict[str, Any]:
         found["failed_step"] = options["failed_step"]
     if options.get("error_name"):
         found["error_name"] = options["error_name"]
+    if options.get("version"):
+        found["version"] = options["version"]
     return found
 
 

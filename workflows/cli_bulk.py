@@ -20,7 +20,9 @@ from workflows.states import Status
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-FILTER_KEYS = ("workflow", "status", "failed_step", "error_name", "id_prefix", "created_after", "created_before")
+FILTER_KEYS = (
+    "workflow", "status", "failed_step", "error_name", "id_prefix", "created_after", "created_before", "version",
+)  # fmt: skip
 
 
 def add_bulk_arguments(p: argparse.ArgumentParser) -> None:

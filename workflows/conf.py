@@ -55,6 +55,18 @@ DEFAULTS: dict[str, Any] = {
     "BINDINGS": {},
     # django-q2 worker processes started by `manage.py workflows worker`.
     "WORKERS": 2,
+    # The name of this deployment, recorded on the instances it runs (default: the git commit,
+    # else the package version). See workflows.versions.
+    "DEPLOYMENT": "",
+    # True: a worker advances only instances of the workflow versions its own code has.
+    "PIN_VERSIONS": False,
+    # When a replay finds the code and the recorded history disagree: "warn" (record it on
+    # the instance and carry on) or "error" (the instance errors with NonDeterminismError).
+    "ON_DIVERGENCE": "warn",
+    # Traces (workflows.tracing): "" (off), "otlp" (OTEL_* variables), "console" or "file:<path>".
+    "TRACING": "",
+    # A link to a trace UI from an instance's page, e.g. "http://localhost:16686/trace/{trace_id}".
+    "TRACE_URL": "",
     # How approvers hear of requests: dotted paths of notifier classes (workflows.notifiers).
     "APPROVAL_NOTIFIERS": ["workflows.notifiers.EmailNotifier"],
     # Where people reach the dashboard, for the links in notifications ("https://ops.example.com").

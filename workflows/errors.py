@@ -71,3 +71,8 @@ class NonRetryableError(Exception):
 
 class NonRetryableDelayError(NonRetryableError):
     """A dynamic retry delay function raised or returned something that is not a duration."""
+
+
+class NonDeterminismError(WorkflowFatalError):
+    """The code and an instance's recorded history disagree (``WORKFLOWS["ON_DIVERGENCE"] = "error"``):
+    a recorded step is never asked for, or a new step was inserted before recorded ones."""

@@ -11,8 +11,8 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from workflows import clock, conf
-from workflows.models import ApprovalRequest, Attempt, Instance, WorkerHeartbeat
-from workflows.states import ApprovalStatus
+from workflows.models import ApprovalRequest, Instance, Step, WorkerHeartbeat
+from workflows.states import PENDING_STEP, PUBLIC_KIND, ApprovalStatus
 
 ALIVE_SECONDS = 30
 
@@ -69,16 +69,21 @@ def status() -> dict:
 Gauge = tuple[str, str, tuple[str, ...], list[tuple[list[str], float]]]
 
 
-def gauges() -> list[Gauge]:
-    """The engine's state as gauges: (name, help, label names, [(label values, value)])."""
-    state = status()
-    instances = [
-        ([row["workflow_name"], row["status"]], float(row["n"]))
-        for row in Instance.objects.values("workflow_name", "status").annotate(n=Count("pk")).order_by()
+def _labelled_gauges() -> tuple[list[tuple[list[str], float]], ...]:
+    """Parked steps by kind, heartbeat ages by worker, open approvals by workflow."""
+    parked = [
+        ([PUBLIC_KIND.get(kind, kind)], float(n))
+        for kind, n in Step.objects.filter(status__in=PENDING_STEP)
+        .values_list("kind")
+        .annotate(n=Count("pk"))
+        .order_by()
     ]
-    failed = [
-        ([row["step__instance__workflow_name"]], float(row["n"]))
-        for row in Attempt.objects.values("step__instance__workflow_name").annotate(n=Count("pk")).order_by()
+    now = clock.now()
+    beats = [
+        ([name], round((now - last_seen).total_seconds(), 3))
+        for name, last_seen in WorkerHeartbeat.objects.filter(
+            last_seen__gte=now - timedelta(seconds=ALIVE_SECONDS)
+        ).values_list("name", "last_seen")
     ]
     open_approvals = [
         ([row["workflow_name"]], float(row["n"]))
@@ -87,6 +92,15 @@ def gauges() -> list[Gauge]:
         .annotate(n=Count("pk"))
         .order_by()
     ]
+    return parked, beats, open_approvals
+
+
+def gauges() -> list[Gauge]:
+    """The engine's state as gauges: (name, help, label names, [(label values, value)])."""
+    # Nothing here scans the instance or attempt tables: each figure is an index range or a
+    # small table (the counters are in wf_metric, see workflows.metrics).
+    state = status()
+    parked, beats, open_approvals = _labelled_gauges()
     no_labels: tuple[str, ...] = ()
     single = [
         (
@@ -97,11 +111,20 @@ def gauges() -> list[Gauge]:
         ("workflows_queue_depth", "django-q2 tasks waiting in the queue.", "queue_depth"),
         ("workflows_queue_in_flight", "django-q2 tasks taken by a worker and not acknowledged yet.", "queue_in_flight"),
         ("workflows_workers_alive", "Worker process trees seen in the last 30 s.", "workers_alive"),
-        ("workflows_worker_processes", "Worker processes of the live worker trees.", "worker_processes"),
+        (
+            "workflows_worker_processes",
+            "Worker processes of the live worker trees (their capacity).",
+            "worker_processes",
+        ),
     ]
     return [
-        ("workflows_instances", "Instances by workflow and status.", ("workflow", "status"), instances),
-        ("workflows_failed_attempts", "Failed step attempts kept, by workflow.", ("workflow",), failed),
+        (
+            "workflows_parked_steps",
+            "Steps parked now (sleeping, waiting, waiting to retry), by kind.",
+            ("kind",),
+            parked,
+        ),
+        ("workflows_worker_heartbeat_age_seconds", "Seconds since each live worker tree reported.", ("worker",), beats),
         ("workflows_approvals_open", "Open approval requests, by workflow.", ("workflow",), open_approvals),
         *[(name, text, no_labels, [(list(no_labels), float(state[key]))]) for name, text, key in single],
     ]

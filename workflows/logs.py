@@ -28,6 +28,9 @@ class JsonFormatter(logging.Formatter):
                 entry[field] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        from workflows.tracing import log_ids
+
+        entry.update(log_ids())  # with tracing on, a log line opens its trace
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

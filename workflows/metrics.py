@@ -1,15 +1,24 @@
 """Metrics for Prometheus: counters and histograms kept in the database, exposed by prometheus-client.
 
 Events that happen anywhere (a reminder sent by one worker's dispatcher, a decision taken
-in a web process) add to one row per (metric, labels) in ``wf_metric``, in the transaction
-of the event itself: every process and machine adds to the same figure, nothing is lost with
-a process, and a scrape reads this small table rather than scanning the engine's tables.
-``render()`` turns the rows (and a few gauges read from indexes) into the text format.
+in a web process) add to one row per (metric, labels) in ``wf_metric``: every process and
+machine adds to the same figure, and a scrape reads this small table (plus a few gauges
+read from indexes) rather than scanning the engine's tables. So any web process's
+``/metrics`` is the whole deployment's, however many worker processes there are.
+
+Rare events (``increment``, ``observe``) are written in the transaction of the event.
+Frequent ones, on the step path (``count``, ``time``), are added up in the process and
+written every ``FLUSH_SECONDS`` by a background thread (and at exit), so a step pays a
+dictionary update, not a query; a process killed with SIGKILL loses at most that interval.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +26,10 @@ from typing import Any
 from django.db import connection
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from workflows import conf
+
+log = logging.getLogger("workflows.metrics")
 
 # name -> (help, kind, label names); histograms also have their buckets below.
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -37,10 +50,36 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("workflow",),
     ),
     "workflows_notifications_failed": ("Notifications that failed for good, by notifier.", "counter", ("notifier",)),
+    "workflows_divergences": (
+        "Replays that found the code and the recorded history disagreeing, by workflow.",
+        "counter",
+        ("workflow",),
+    ),
+    "workflows_instances_started": ("Instances created, by workflow.", "counter", ("workflow",)),
+    "workflows_instances_completed": ("Instances that completed, by workflow.", "counter", ("workflow",)),
+    "workflows_instances_failed": ("Instances that errored, by workflow.", "counter", ("workflow",)),
+    "workflows_step_attempt_seconds": (
+        "How long step.do attempts took, by workflow, step and outcome (succeeded, failed).",
+        "histogram",
+        ("workflow", "step", "outcome"),
+    ),
+    "workflows_steps_retried": (
+        "Step attempts that failed and will be retried, by workflow.",
+        "counter",
+        ("workflow",),
+    ),
+    "workflows_schedule_to_start_seconds": (
+        "From an instance being due (created, woken, retried) to a worker taking it: the queue lag.",
+        "histogram",
+        ("workflow",),
+    ),
 }
 BUCKETS: dict[str, tuple[float, ...]] = {
     "workflows_approval_decision_seconds": (60, 300, 900, 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 7 * 86400),
+    "workflows_step_attempt_seconds": (0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600),
+    "workflows_schedule_to_start_seconds": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 120),
 }
+FLUSH_SECONDS = 5
 
 
 def _key(labels: dict[str, str]) -> str:
@@ -72,6 +111,83 @@ def observe(name: str, value: float, **labels: str) -> None:
             _add(f"{name}:bucket", {**labels, "le": _le(bound)}, 1)
     _add(f"{name}:bucket", {**labels, "le": "+Inf"}, 1)
     _add(f"{name}:sum", labels, value)
+
+
+# --------------------------------------------------------------------------- buffered, for the step path
+
+
+_pending: dict[tuple[str, str], float] = defaultdict(float)  # (row name, labels key) -> amount to add
+_pending_lock = threading.Lock()
+_flusher: threading.Thread | None = None
+
+
+def count(name: str, by: float = 1, **labels: str) -> None:
+    """A counter increment kept in the process until the next flush."""
+    _buffer(name, labels, by)
+
+
+def time_taken(name: str, seconds: float, **labels: str) -> None:
+    """A histogram observation kept in the process until the next flush."""
+    for bound in BUCKETS[name]:
+        if seconds <= bound:
+            _buffer(f"{name}:bucket", {**labels, "le": _le(bound)}, 1)
+    _buffer(f"{name}:bucket", {**labels, "le": "+Inf"}, 1)
+    _buffer(f"{name}:sum", labels, seconds)
+
+
+def _buffer(name: str, labels: dict[str, str], by: float) -> None:
+    global _flusher
+    with _pending_lock:
+        _pending[(name, _key(labels))] += by
+        # In-process runs (tests) flush when /metrics is read, on the reader's connection.
+        if conf.get("ENQUEUE") and (_flusher is None or not _flusher.is_alive()):
+            _flusher = threading.Thread(target=_flush_forever, name="workflows-metrics", daemon=True)
+            _flusher.start()
+            atexit.unregister(_flush_at_exit)
+            atexit.register(_flush_at_exit)
+
+
+def discard() -> None:
+    """Forget this process's unwritten counts (a test starting on a fresh database)."""
+    with _pending_lock:
+        _pending.clear()
+
+
+def flush() -> None:
+    """Write what this process has added up (one upsert per metric row)."""
+    with _pending_lock:
+        batch = list(_pending.items())
+        _pending.clear()
+    if not batch:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO wf_metric (name, labels, value) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name, labels) DO UPDATE SET value = wf_metric.value + EXCLUDED.value",
+                [[name, labels, amount] for (name, labels), amount in batch],
+            )
+    except Exception:  # noqa: BLE001 - metrics never break the work; the counts are kept for the next try
+        with _pending_lock:
+            for key, amount in batch:
+                _pending[key] += amount
+        log.warning("metrics: could not write %d rows; will retry", len(batch), exc_info=True)
+
+
+def _flush_at_exit() -> None:
+    """The last flush; quiet, since at exit the database (a test's) or the log may be gone."""
+    logging.disable(logging.WARNING)
+    flush()
+
+
+def _flush_forever() -> None:
+    from django.db import close_old_connections
+
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        if conf.get("ENQUEUE"):  # in-process runs (tests) flush when /metrics is read instead
+            close_old_connections()
+            flush()
 
 
 def _le(bound: float) -> str:
@@ -126,7 +242,8 @@ def _gauges() -> Iterator[Metric]:
 
 
 def render() -> bytes:
-    """The Prometheus text exposition of every metric."""
+    """The Prometheus text exposition of every metric (this process's pending counts first)."""
+    flush()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_DatabaseCollector())
     return generate_latest(registry)

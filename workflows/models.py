@@ -55,6 +55,14 @@ class Instance(models.Model):
     # Which run of the instance is current: 1, then one more after each restart. Steps of
     # earlier runs are kept (with their attempts) as history; replay reads only this run's.
     run_number = models.PositiveIntegerField(default=1)
+    # The workflow's version when the instance was created, and the deployment that last
+    # claimed it (workflows.versions); the latest divergence between code and history.
+    version = models.CharField(max_length=40, blank=True)
+    deployment = models.CharField(max_length=60, blank=True)
+    divergence = models.JSONField(null=True)
+    # Tracing (workflows.tracing): the "create" span's traceparent, and the last segment's.
+    trace_context = models.CharField(max_length=60, blank=True)
+    last_span = models.CharField(max_length=60, blank=True)
     # {"cron", "scheduled_time"} for instances created by a workflow's cron schedule.
     schedule = models.JSONField(null=True)
 
@@ -156,6 +164,8 @@ class Event(models.Model):
     consumed_at = models.DateTimeField(null=True)
     # A sender's retry with the same key is the same event (delivered once).
     idempotency_key = models.CharField(max_length=200, null=True)
+
+    trace_context = models.CharField(max_length=60, blank=True)  # the sender's traceparent (tracing)
 
     class Meta:
         db_table = "wf_event"

@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def workflow_runner(db: None, settings: SettingsWrapper) -> Iterator[InProcessRunner]:
-    from workflows import clock
+    from workflows import clock, metrics
     from workflows.testing import InProcessRunner
 
     settings.WORKFLOWS = {**getattr(settings, "WORKFLOWS", {}), "ENQUEUE": False}
     clock.reset()
+    metrics.discard()
     yield InProcessRunner()
     clock.reset()
 

@@ -10,15 +10,17 @@ import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet
 
+from workflows import clock
 from workflows.definition import registered
 from workflows.errors import WorkflowError
 from workflows.models import Attempt, Event, Instance, InstanceAttribute, Step
 from workflows.states import PUBLIC_KIND, Status, StepKind, StepStatus
+from workflows.tracing import trace_id_of
 from workflows.values import decode
 
 MAX_PAGE = 500
@@ -69,6 +71,7 @@ class InstanceFilter:
     attributes: tuple[tuple[str, str], ...] = ()  # search attributes, all of which must match
     failed_step: str | None = None  # a step of the current run failed for good under this name
     error_name: str | None = None  # the instance's error, e.g. "ConnectionError"
+    version: str | None = None  # the workflow version the instance was created with
 
     @classmethod
     def of(cls, **filters: Any) -> InstanceFilter:
@@ -84,7 +87,7 @@ class InstanceFilter:
         unknown = set(filters) - {f.name for f in fields(cls)}
         if unknown:
             raise WorkflowError(f"unknown filter(s) {sorted(unknown)}")
-        for key in ("workflow", "status", "id_prefix", "failed_step", "error_name"):
+        for key in ("workflow", "status", "id_prefix", "failed_step", "error_name", "version"):
             value = filters.get(key)
             if value is not None and (not isinstance(value, str) or len(value) > 256 or "\x00" in value):
                 raise WorkflowError(f"{key} must be text of at most 256 characters (no NUL), got {value!r:.80}")
@@ -118,6 +121,8 @@ class InstanceFilter:
             qs = qs.filter(Exists(failed))
         if self.error_name:
             qs = qs.filter(error__name=self.error_name)
+        if self.version:
+            qs = qs.filter(version=self.version)
         return qs
 
     def as_dict(self) -> dict[str, Any]:
@@ -255,6 +260,33 @@ def list_workflows(names: list[str] | None = None) -> list[dict]:
     ]
 
 
+def list_versions() -> list[dict[str, Any]]:
+    """See ``workflows.list_versions``: one GROUP BY over the unfinished instances' index."""
+    from workflows.versions import known_versions
+
+    current = known_versions()
+    unfinished = (
+        Instance.objects.exclude(status__in=[Status.COMPLETE, Status.ERRORED, Status.TERMINATED])
+        .values_list("workflow_name", "version")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts = {(w, v): n for w, v, n in unfinished}
+    for name, version in current.items():
+        counts.setdefault((name, version), 0)
+    # Versions whose last instances finished lately: "drained" (an old deployment may go).
+    since = clock.now() - timedelta(days=30)
+    for workflow, version in (
+        Instance.objects.filter(created_at__gte=since).values_list("workflow_name", "version").distinct().order_by()
+    ):
+        counts.setdefault((workflow, version), 0)
+    rows = []
+    for (workflow, version), n in sorted(counts.items()):
+        state = "current" if current.get(workflow) == version else ("draining" if n else "drained")
+        rows.append({"workflow": workflow, "version": version or "(none)", "unfinished": n, "state": state})
+    return rows
+
+
 def _step_story(step: Step) -> dict:
     story = {
         "kind": PUBLIC_KIND[step.kind],
@@ -276,6 +308,8 @@ def _step_story(step: Step) -> dict:
         story["event_type"] = step.event_type
         story["timeout_at"] = step.wake_at
         story["event"] = decode(step.result) if step.status == StepStatus.SUCCEEDED else None
+    elif step.kind == StepKind.PATCH:
+        story["taken"] = decode(step.result)  # True: the patched code's path; False: the old path
     elif step.kind == StepKind.APPROVAL:
         story["timeout_at"] = step.wake_at
         story["decision"] = decode(step.result) if step.status == StepStatus.SUCCEEDED else None
@@ -369,6 +403,10 @@ def describe_instance(workflow: str, instance_id: str) -> dict | None:
         else None,
         "children": [{"workflow": w, "id": i, "status": st, "created_at": at} for w, i, st, at in children],
         "schedule": instance.schedule,
+        "version": instance.version or None,
+        "deployment": instance.deployment or None,
+        "divergence": instance.divergence,
+        "trace_id": trace_id_of(instance.trace_context) or None,
         "params": decode(instance.params),
         "output": decode(instance.output) if instance.status == Status.COMPLETE else None,
         "started_at": instance.started_at,

@@ -35,6 +35,7 @@ class StepKind(models.TextChoices):
     SLEEP = "sleep"
     WAIT = "wait"
     APPROVAL = "approval"
+    PATCH = "patch"  # a patch marker: which side of step.patched() this instance took
 
 
 # How a step's kind is named outside the engine (describe(), the API, the CLI).
@@ -43,6 +44,7 @@ PUBLIC_KIND: dict[str, str] = {
     StepKind.SLEEP: "sleep",
     StepKind.WAIT: "wait_for_event",
     StepKind.APPROVAL: "wait_for_approval",
+    StepKind.PATCH: "patch",
 }
 
 

@@ -34,7 +34,7 @@ def advance(pk: int, *, renew_leases: bool = True, inline_callbacks: bool = Fals
         return RunOutcome.NOT_CLAIMED
     crashes = claimed.instance.worker_crashes
     if crashes > conf.get("MAX_WORKER_CRASHES"):
-        fail_crash_loop(claimed.lease, crashes, now)
+        fail_crash_loop(claimed.lease, crashes, now, workflow=claimed.instance.workflow_name)
         log.error("%s: errored after %d worker crashes", claimed.instance, crashes)
         return RunOutcome.ERRORED
     bridge = DatabaseBridge()

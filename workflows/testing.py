@@ -171,7 +171,8 @@ class WorkerRunner:
         self.procs: list[subprocess.Popen] = []
         self.log_paths: dict[int, Path] = {}
 
-    def start(self, *, lease_seconds: float | None = None) -> subprocess.Popen:
+    def start(self, *, lease_seconds: float | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """One more worker process tree; ``env`` adds to its environment (another deployment)."""
         from django.conf import settings
 
         env = {
@@ -183,6 +184,7 @@ class WorkerRunner:
             "WORKFLOWS_LEASE_SECONDS": str(lease_seconds or self.lease_seconds),
             "WORKFLOWS_WORKERS": str(self.processes),
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         log_path = self.log_dir / f"worker-{len(self.procs) + 1}.log"
         with open(log_path, "ab") as log:
@@ -616,3 +618,30 @@ __all__ = [
     "introspect_workflow_instance",
     "run_until_idle",
 ]
+
+
+# --------------------------------------------------------------------------- replay checks
+
+
+def export_history(handle: Any, path: str | Path | None = None) -> dict:
+    """An instance's recorded history as JSON (written to ``path`` when given): keep real
+    instances' histories as fixtures and replay them against new code with ``check_replay``."""
+    import json
+
+    from workflows.replay_check import export_history as _export
+
+    history = _export(Instance.objects.get(workflow_name=handle.workflow_name, instance_id=handle.id))
+    if path is not None:
+        Path(path).write_text(json.dumps(history, indent=2))
+    return history
+
+
+def check_replay(workflow_cls: type, history: dict | str | Path) -> Any:
+    """Replay a history (a dict, or a JSON file) through ``workflow_cls``'s current code without
+    running or writing anything; returns a report: ``.result`` is clean, diverges or raises."""
+    import json
+
+    from workflows.replay_check import check_history
+
+    loaded: dict = history if isinstance(history, dict) else json.loads(Path(history).read_text())
+    return check_history(workflow_cls, loaded)

@@ -471,3 +471,69 @@ class Order(Workflow):
         await step.set_attributes({"order_id": number, "priority": event.payload.get("priority", 1)})
         await step.sleep("ship later", "1h")
         return number
+
+
+# Which code t-lifecycle runs: tests switch it between replays, as a deploy would.
+LIFECYCLE_CODE = {"variant": os.environ.get("T_LIFECYCLE_CODE", "v1")}
+
+
+class Lifecycle(Workflow):
+    """A 7-day lifecycle whose code changes under parked instances (the versioning tests)."""
+
+    name = "t-lifecycle"
+
+    async def run(self, event, step):
+        import uuid
+
+        variant = LIFECYCLE_CODE["variant"]
+        iid = event.instance_id
+        if variant == "v2-patched":
+            if await step.patched("load-instead-of-fetch"):
+                data = await step.do("load", lambda: record(iid, "load") or "loaded")
+            else:
+                data = await step.do("fetch", lambda: record(iid, "fetch") or "fetched")
+        elif variant == "v2-renamed":
+            data = await step.do("load", lambda: record(iid, "load") or "loaded")
+        elif variant == "uuid":
+            data = await step.do(f"fetch {uuid.uuid4()}", lambda: record(iid, "fetch") or "fetched")
+        else:
+            data = await step.do("fetch", lambda: record(iid, "fetch") or "fetched")
+        if variant == "v2-inserted":
+            await step.do("audit", lambda: record(iid, "audit"))
+        await step.sleep("trial", "7 days")
+        return [data, await step.do("notify", lambda: record(iid, "notify") or "notified")]
+
+
+class Pinned(Workflow):
+    """A workflow whose version is set by the environment: two deployments side by side."""
+
+    name = "t-pinned"
+    version = os.environ.get("T_PINNED_VERSION", "v1")
+
+    async def run(self, event, step):
+        return await step.do("where", lambda: {"pid": os.getpid(), "version": Pinned.version})
+
+
+class Traced(Workflow):
+    """A retry, a sleep, an event and a child workflow: everything a trace should show."""
+
+    name = "t-traced"
+
+    async def run(self, event, step):
+        from workflows import get_workflow
+
+        iid = event.instance_id
+
+        def flaky():
+            if count(iid, "flaky") == 0:
+                record(iid, "flaky")
+                raise ConnectionError("the first call fails")
+            return "ok"
+
+        first = await step.do("flaky", flaky, retries={"limit": 2, "delay": 0})
+        await step.sleep("nap", "1s")
+        answer = await step.wait_for_event("answer", type="go", timeout="1h")
+        child = await step.do(
+            "start child", lambda: get_workflow("t-counter").create(id=f"child-{iid}", params={"steps": 1})
+        )
+        return [first, answer["payload"], child.id]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.db import transaction
 
-from workflows import clock, conf, metrics
+from workflows import clock, conf, metrics, tracing
 from workflows.durations import MAX_SLEEP_SECONDS, parse_bounded
 from workflows.engine.leases import Lease, fence
 from workflows.engine.rows import StepKey, StepRow
@@ -201,7 +201,13 @@ async def wait_for_approval(replay: ReplayPass, name: str, spec: ApprovalSpec) -
     row = await replay.store(settle_request, run.lease, row, now, timeout_error, forced_timeout)
     run.steps[key] = row
     if row.status == StepStatus.SUCCEEDED:
-        return decode(row.result)
+        decision = decode(row.result)
+        payload = decision.get("payload") or {}
+        tracing.waited(
+            run, "approval", name, row.started_at or now, now, decided_by=payload.get("by"),
+            approved=payload.get("approved"),
+        )  # fmt: skip
+        return decision
     if row.status == StepStatus.FAILED:
         raise rebuild_error(row.error or {})
     await replay.park()

@@ -145,6 +145,16 @@ class WorkflowStep:
         )  # fmt: skip
         return await self._replay.wait_for_approval(name, spec)
 
+    async def patched(self, patch_id: str) -> bool:
+        """True on the path of new code, False for an instance whose history already went past
+        this point before the patch existed; recorded, so every later replay agrees."""
+        return await self._replay.patched(patch_id)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """For the cleanup once every instance that took the old path has finished: refuses
+        (a divergence) for an instance that recorded False."""
+        self._replay.deprecate_patch(patch_id)
+
     async def set_attributes(self, values: dict[str, Any]) -> None:
         """Add or change this instance's search attributes (``{"order_id": "8812"}``), found by
         ``list_instances(attributes=...)``. Values are text or numbers (200 characters at most)."""
@@ -181,3 +191,12 @@ class SyncWorkflowStep:
 
     def set_attributes(self, values: dict[str, Any]) -> None:
         return self._wait(self._step.set_attributes(values))
+
+    def patched(self, patch_id: str) -> bool:
+        return self._wait(self._step.patched(patch_id))
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        async def on_the_loop() -> None:  # the replay's bookkeeping lives on the event loop
+            self._step.deprecate_patch(patch_id)
+
+        return self._wait(on_the_loop())

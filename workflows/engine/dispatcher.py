@@ -20,6 +20,7 @@ from django.db import close_old_connections, connection, connections, transactio
 from django.db.models import Min
 
 from workflows import bulk, clock, conf, notifications
+from workflows.engine.leases import pinned
 from workflows.models import Instance
 from workflows.timers import grace, kick
 
@@ -33,7 +34,7 @@ def dispatch_due(limit: int = 200) -> int:
     """Kick every instance whose ``due_at`` has come (up to ``limit``); returns how many."""
     now = clock.now()
     with transaction.atomic():
-        due = Instance.objects.filter(due_at__lte=now).order_by("due_at").values_list("pk", flat=True)
+        due = Instance.objects.filter(pinned(), due_at__lte=now).order_by("due_at").values_list("pk", flat=True)
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         pks = list(due[:limit])
@@ -46,7 +47,7 @@ def dispatch_due(limit: int = 200) -> int:
 
 def seconds_until_next_due(maximum: float) -> float:
     """How long until an instance, a reminder or a notification has come due (at most ``maximum``)."""
-    due = Instance.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
+    due = Instance.objects.filter(pinned(), due_at__isnull=False).aggregate(m=Min("due_at"))["m"]
     timers = [when for when in (due, notifications.next_due(), bulk.next_due()) if when is not None]
     if not timers:
         return maximum

@@ -43,7 +43,7 @@ def receive_event(
         with transaction.atomic():
             taken = _take_event_fenced(lease, row.id, event_type, deadline, now)
             if taken is not None:
-                payload, created_at = taken
+                payload, created_at, row.sender = taken
                 row.result = encode({"type": event_type, "payload": decode(payload), "timestamp": created_at})
                 row.status = StepStatus.SUCCEEDED
                 Step.objects.filter(pk=row.id).update(status=row.status, result=row.result, ended_at=now)
@@ -77,12 +77,12 @@ def _insert_wait_fenced(
 
 def _take_event_fenced(
     lease: Lease, step_id: int, event_type: str, deadline: datetime, now: datetime
-) -> tuple[str, datetime] | None:
-    """Mark the oldest matching event consumed by the step; (payload, created_at) or None."""
+) -> tuple[str, datetime, str] | None:
+    """Mark the oldest matching event consumed by the step; (payload, created_at, sender's traceparent) or None."""
     sql = (
         "UPDATE wf_event SET consumed_at = %s, consumed_by_id = %s WHERE id = ("
         " SELECT id FROM wf_event WHERE instance_id = %s AND type = %s AND consumed_at IS NULL AND created_at <= %s"
-        f" ORDER BY id LIMIT 1) AND {lease_check_sql()} RETURNING payload, created_at"
+        f" ORDER BY id LIMIT 1) AND {lease_check_sql()} RETURNING payload, created_at, trace_context"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, step_id, lease.pk, event_type, deadline, lease.pk, lease.token])
@@ -91,9 +91,9 @@ def _take_event_fenced(
         if not Instance.objects.filter(pk=lease.pk, lease_token=lease.token).exists():
             raise LeaseLost()
         return None
-    payload, created_at = found
+    payload, created_at, sender = found
     if isinstance(created_at, str):  # SQLite returns text from a raw RETURNING
         created_at = Event._meta.get_field("created_at").to_python(created_at)
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)
-    return payload, created_at
+    return payload, created_at, sender or ""

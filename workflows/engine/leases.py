@@ -24,11 +24,12 @@ from django.db import close_old_connections, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 
-from workflows import clock, conf
+from workflows import clock, conf, metrics
 from workflows.engine.rows import Claim, load_steps
 from workflows.history import record_interrupted
 from workflows.models import Instance, Step
 from workflows.states import FINISHED, Status, StepStatus
+from workflows.versions import deployment, known_versions
 
 log = logging.getLogger("workflows.engine")
 
@@ -78,6 +79,17 @@ def claimable(now: datetime) -> Q:
     )
 
 
+def pinned() -> Q:
+    """With ``PIN_VERSIONS``: only instances of the workflow versions this process's code has
+    (and those created before versions were recorded). Without it: every instance."""
+    if not conf.get("PIN_VERSIONS"):
+        return Q()
+    mine = Q(version="")
+    for workflow, version in known_versions().items():
+        mine |= Q(workflow_name=workflow, version=version)
+    return mine
+
+
 def claim(pk: int, now: datetime) -> Claim[Lease] | None:
     """Take the instance if it has work and nobody holds it; load its steps for replay.
 
@@ -90,7 +102,7 @@ def claim(pk: int, now: datetime) -> Claim[Lease] | None:
     until = lease_until(now)
     updated = (
         Instance.objects.filter(pk=pk)
-        .filter(claimable(now))
+        .filter(claimable(now), pinned())
         .update(
             status=Case(
                 When(status=Status.WAITING_FOR_PAUSE, then=Value(Status.WAITING_FOR_PAUSE)),
@@ -102,6 +114,7 @@ def claim(pk: int, now: datetime) -> Claim[Lease] | None:
             due_at=until,
             started_at=Coalesce("started_at", Value(now)),
             updated_at=now,
+            deployment=deployment(),
         )
     )
     if not updated:
@@ -109,6 +122,10 @@ def claim(pk: int, now: datetime) -> Claim[Lease] | None:
     instance = Instance.objects.filter(pk=pk, lease_token=token).first()
     if instance is None:
         return None  # taken over again in between (only if this worker stalled a whole lease)
+    if instance.wake_at is not None and instance.worker_crashes == 0:
+        # Due at wake_at (created, woken, retried): how long it waited for a worker.
+        lag = max(0.0, (now - instance.wake_at).total_seconds())
+        metrics.time_taken("workflows_schedule_to_start_seconds", lag, workflow=instance.workflow_name)
     rows, max_seq = load_steps(pk, instance.run_number)
     # A running step is a dead worker's, unless another worker runs it now (fan-out lease).
     interrupted = [

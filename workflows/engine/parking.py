@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Case, Value, When
 
-from workflows import conf
+from workflows import conf, metrics
 from workflows.engine.leases import Lease, LeaseLost
 from workflows.models import ApprovalRequest, Instance, Step
 from workflows.states import ApprovalStatus, Status, StepStatus
@@ -76,12 +76,16 @@ def finish(
     output_text: str | None = None,
     error: dict[str, Any] | None = None,
     open_approvals: bool = False,
+    workflow: str = "",
 ) -> None:
     """The instance is complete (with ``output_text``) or errored (with ``error``), for good.
 
     With ``open_approvals`` (an approval still waited when ``run`` ended, say beside a failed
     branch) its requests are cancelled in the same transaction: nobody is asked any more.
     """
+    metrics.count(
+        "workflows_instances_failed" if error is not None else "workflows_instances_completed", workflow=workflow
+    )
     if not open_approvals:
         return _finish(lease, now, output_text, error)
     with transaction.atomic():
@@ -109,13 +113,14 @@ def _finish(lease: Lease, now: datetime, output_text: str | None, error: dict[st
         raise LeaseLost()
 
 
-def fail_crash_loop(lease: Lease, crashes: int, now: datetime) -> None:
+def fail_crash_loop(lease: Lease, crashes: int, now: datetime, workflow: str = "") -> None:
     """Error an instance whose workers keep dying, naming the step they died in."""
     steps = list(Step.objects.filter(instance_id=lease.pk, status=StepStatus.RUNNING).values_list("name", flat=True))
     where = f" (in step {', '.join(repr(s) for s in steps)})" if steps else ""
     finish(
         lease,
         now,
+        workflow=workflow,
         error={
             "name": "WorkflowInternalError",
             "message": f"the worker running this instance died {crashes} times in a row{where}; giving up "

@@ -30,10 +30,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from workflows import clock, conf, overrides
+from workflows import clock, conf, overrides, tracing
 from workflows.bindings import env
 from workflows.definition import lookup
-from workflows.engine import approvals, parking, steps, waits
+from workflows.engine import approvals, divergence, parking, steps, waits
 from workflows.engine.bridge import DatabaseBridge
 from workflows.engine.context import SyncWorkflowStep, WorkflowEvent, WorkflowStep
 from workflows.engine.control import Abandon, RunOutcome, Suspend, draining
@@ -92,6 +92,8 @@ class InstanceRun:
 
     # ---- what this run may do (a fan-out worker's RemoteRun says otherwise)
 
+    dry = False  # a replay check (workflows.replay_check): reads history, writes nothing
+
     def executes(self, key: StepKey) -> bool:
         """Whether this run may execute step ``key`` (a fan-out worker runs only its targets)."""
         return True
@@ -117,6 +119,14 @@ class InstanceRun:
             message = f"no installed app defines workflow {self.instance.workflow_name!r}"
             await self.db(self.finish_error, {"name": "WorkflowNotFound", "message": message})
             return RunOutcome.ERRORED
+        with tracing.segment(self) as span:
+            outcome = await self._replay_until_done()
+            if span is not None:
+                span.set_attribute("workflow.outcome", str(outcome))
+                await self.db(_remember_segment, self.lease.pk, tracing.current_parent())
+        return outcome
+
+    async def _replay_until_done(self) -> str:
         for _ in range(MAX_REPLAYS_PER_TASK):
             outcome = await self.replay_once()
             if outcome != RunOutcome.RERUN:
@@ -138,6 +148,10 @@ class InstanceRun:
         if outcome == "abandon":
             log.info("%s: lease lost (terminated, restarted or taken over); stopping", self.label, **self.log_fields())
             return RunOutcome.ABANDONED
+        if outcome == "complete" or (outcome == "suspend" and value == "park"):
+            divergence.check_unvisited(replay)
+        if replay.divergence is not None:
+            await self.db(divergence.record, self, replay.divergence)
         if replay.fatal is not None:
             await self.db(self.finish_error, replay.fatal)
             return RunOutcome.ERRORED
@@ -162,13 +176,17 @@ class InstanceRun:
             await self.db(self.finish_error, public_error(error_record(exc)))
             return RunOutcome.ERRORED
         await self.db(
-            self.call_store, parking.finish, self.lease, now, output_text=text, open_approvals=self.open_approvals()
-        )
+            self.call_store, parking.finish, self.lease, now, output_text=text, open_approvals=self.open_approvals(),
+            workflow=self.instance.workflow_name,
+        )  # fmt: skip
         log.info("%s: complete", self.label, **self.log_fields())
         return RunOutcome.COMPLETE
 
     def finish_error(self, error: dict) -> None:
-        self.call_store(parking.finish, self.lease, clock.now(), error=error, open_approvals=self.open_approvals())
+        self.call_store(
+            parking.finish, self.lease, clock.now(), error=error, open_approvals=self.open_approvals(),
+            workflow=self.instance.workflow_name,
+        )  # fmt: skip
 
     def open_approvals(self) -> bool:
         """Whether an approval step still waits (its request is then cancelled as the instance ends)."""
@@ -200,6 +218,12 @@ class ReplayPass:
         # Not None: InstanceRun.main errors the instance of an unregistered workflow before any pass.
         self.workflow_cls = cast("type[Workflow]", run.workflow_cls)
         self.async_run = self.workflow_cls.is_async()
+        # Divergence between the code and the recorded history (engine.divergence).
+        self.history = {key for key in run.steps if key[0] != StepKind.PATCH}
+        self.visited: set[StepKey] = set()
+        self.tasks_seen: set[Any] = set()
+        self.went_new: dict[Any, StepKey] = {}  # per branch: the first step it asked for that history lacks
+        self.divergence: dict[str, Any] | None = None
 
     async def execute(self) -> tuple[str, Any]:
         """Run ``run()``: ("complete", output), ("error", exc), ("suspend", reason) or ("abandon", None).
@@ -269,10 +293,22 @@ class ReplayPass:
 
     def next_key(self, kind: str, name: str) -> StepKey:
         self.counters[(kind, name)] += 1
-        return (kind, name, self.counters[(kind, name)])
+        key = (kind, name, self.counters[(kind, name)])
+        self.visited.add(key)
+        if kind != StepKind.PATCH and self.history:
+            divergence.check_step(self, key)
+        return key
+
+    async def patched(self, patch_id: str) -> bool:
+        return await divergence.patched(self, patch_id)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        divergence.deprecate_patch(self, patch_id)
 
     def may_start_new_work(self) -> None:
         """Called before anything new is written: refuse once this pass is ending."""
+        if self.run.dry:
+            self.stop("frontier")  # a replay check reached what would run now: nothing is written
         if self.stop_reason is not None:
             raise Suspend(self.stop_reason)
         if self.run.should_hand_back():
@@ -311,6 +347,8 @@ class ReplayPass:
 
     async def store(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         """Run a fenced write on the database thread; a lost lease abandons, a pause stops the pass."""
+        if self.run.dry:
+            self.stop("frontier")
         self.enter()
         try:
             return await self.run.db(fn, *args, **kwargs)
@@ -344,3 +382,10 @@ def _write_attributes(lease: Lease, values: dict[str, Any]) -> None:
     with transaction.atomic():
         fence(lease, clock.now())
         set_values(lease.pk, values)
+
+
+def _remember_segment(pk: int, traceparent: str) -> None:
+    """The segment's span, for the next segment of the instance to link to (tracing only)."""
+    from workflows.models import Instance
+
+    Instance.objects.filter(pk=pk).update(last_span=traceparent)

@@ -37,6 +37,8 @@ class StepRow:
     lease_token: str | None = None  # set while another worker process runs the step (fan-out)
     attempt_started_at: datetime | None = None
     lease_until: datetime | None = None
+    started_at: datetime | None = None
+    sender: str = ""  # not stored: the traceparent of the event a wait just took (tracing)
 
     @property
     def key(self) -> StepKey:
@@ -55,7 +57,7 @@ class Claim(Generic[LeaseT]):
 
 _FIELDS = (
     "id", "kind", "name", "occurrence", "seq", "status", "result", "error", "config", "attempts", "wake_at",
-    "lease_token", "attempt_started_at", "lease_until",
+    "lease_token", "attempt_started_at", "lease_until", "started_at",
 )  # fmt: skip
 
 

@@ -20,12 +20,13 @@ import contextvars
 import copy
 import inspect
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from workflows import clock, conf
+from workflows import clock, conf, metrics, tracing
 from workflows.durations import parse_duration
 from workflows.engine import records
 from workflows.engine.context import StepContext, takes_ctx
@@ -131,7 +132,7 @@ class StepCall:
             ctx = await self._begin_attempt(steal=steal)
             steal = False
             try:
-                value = await self._attempt(ctx)
+                value = await self._measured_attempt(ctx)
                 text = encode_limited(
                     value, what=f'Value returned from step "{self.name}"', limit=conf.get("MAX_VALUE_BYTES")
                 )
@@ -192,6 +193,19 @@ class StepCall:
             await self.replay.park()
         finally:
             self.replay.enter()
+
+    async def _measured_attempt(self, ctx: StepContext) -> Any:
+        """The attempt, timed for ``workflows_step_attempt_seconds`` and traced when tracing is on."""
+        began = time.monotonic()
+        outcome = "failed"
+        try:
+            with tracing.attempt(self.run, self.name, ctx.attempt):
+                value = await self._attempt(ctx)
+            outcome = "succeeded"
+            return value
+        finally:
+            labels = {"workflow": self.run.instance.workflow_name, "step": self.name, "outcome": outcome}
+            metrics.time_taken("workflows_step_attempt_seconds", time.monotonic() - began, **labels)
 
     async def _attempt(self, ctx: StepContext) -> Any:
         """One attempt: the callback, or what a test's modifications put in its place."""
@@ -266,6 +280,7 @@ class StepCall:
         )  # fmt: skip
         if final:
             raise rebuild_error(record)
+        metrics.count("workflows_steps_retried", workflow=self.run.instance.workflow_name)
         return retry_delay or 0.0
 
     async def _retry_delay(self, exc: BaseException) -> float:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from workflows import clock
+from workflows import clock, tracing
 from workflows.engine import events, records
 from workflows.error_records import error_record, rebuild_error
 from workflows.errors import WorkflowTimeoutError
@@ -45,6 +45,7 @@ async def sleep(replay: ReplayPass, name: str, wake_for: Callable[[datetime], da
             return None
         if (row.wake_at and row.wake_at <= now) or skip:
             await replay.store(records.end_sleep, run.lease, row, now)
+            tracing.waited(run, "sleep", name, row.started_at or now, now)
             return None
         await replay.park()
     wake_at = now if skip else wake_for(now)
@@ -88,6 +89,9 @@ async def wait_for_event(replay: ReplayPass, name: str, event_type: str, timeout
     )  # fmt: skip
     run.steps[key] = row
     if row.status == StepStatus.SUCCEEDED:
+        tracing.waited(
+            run, "wait_for_event", name, row.started_at or now, now, link_to=row.sender, event_type=event_type
+        )
         return decode(row.result)
     if row.status == StepStatus.FAILED:
         raise rebuild_error(row.error or {})
