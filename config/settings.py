@@ -136,6 +136,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.RejectBadInput",
+    "config.replica.ReplicaReads",  # before anything reads: sessions, users, views
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -231,6 +232,16 @@ if os.getenv("DATABASE_URL"):
 else:
     (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASES = {"default": sqlite_database(str(BASE_DIR / "var" / "db.sqlite3"))}
+
+# A read replica for the dashboard's and API's GET requests (config/replica.py); the engine,
+# and any request that wrote or follows a write, read the primary. In tests, the replica
+# alias mirrors the test database.
+READ_REPLICA = None
+if os.getenv("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = {**database_from_url(os.environ["DATABASE_REPLICA_URL"]), "TEST": {"MIRROR": "default"}}
+    READ_REPLICA = "replica"
+READ_REPLICA_PIN_SECONDS = envint("READ_REPLICA_PIN_SECONDS", "10")
+DATABASE_ROUTERS = ["config.replica.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -24,6 +24,11 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         )
     }
 
+# A second alias on the same test database stands in for a read replica; tests that exercise
+# it turn READ_REPLICA on (tests/test_replica.py), the rest read the primary only.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+READ_REPLICA = None
+
 WORKFLOWS = {**WORKFLOWS, "ENQUEUE": os.getenv("WORKFLOWS_ENQUEUE", "0") == "1"}
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
