@@ -358,13 +358,24 @@ if AI_URL:
         },
     }
 
+# The queue that carries "advance instance N" kicks: the database by default (a kick commits
+# with the change that made the instance runnable), or Redis (WORKFLOWS_BROKER=redis): kicks
+# are pushed after commit, and a kick lost in between is re-sent by the dispatcher. Workflow
+# state stays in the database either way. Pinned deployments each get their own queue.
+QUEUE_NAME = os.getenv("WORKFLOWS_QUEUE_NAME", "workflows")
+if WORKFLOWS["PIN_VERSIONS"]:
+    QUEUE_NAME = f"{QUEUE_NAME}-{WORKFLOWS['DEPLOYMENT']}"
+WORKFLOWS["BROKER"] = os.getenv("WORKFLOWS_BROKER", "database")
+if WORKFLOWS["BROKER"] not in ("database", "redis"):
+    raise ImproperlyConfigured(f'WORKFLOWS_BROKER must be "database" or "redis", got {WORKFLOWS["BROKER"]!r}')
+
 # django-q2 is the executor: its workers run "advance this instance" tasks. Our own tables
 # are the source of truth (django-q2 can redeliver or duplicate a task), so its retries are
 # switched off and a long visibility timeout only guards against a whole cluster vanishing;
 # the engine's dispatcher re-kicks abandoned instances itself.
 Q_CLUSTER = {
     # Pinned deployments each get their own queue: a deployment's kicks reach its own workers.
-    "name": f"workflows-{WORKFLOWS['DEPLOYMENT']}" if WORKFLOWS["PIN_VERSIONS"] else "workflows",
+    "name": QUEUE_NAME,
     "orm": "default",
     "workers": WORKFLOWS["WORKERS"],
     "queue_limit": WORKFLOWS["WORKERS"],
@@ -381,3 +392,6 @@ Q_CLUSTER = {
     "broker_class": "workflows.engine.broker.NotifyingORM",
     "log_level": os.getenv("Q_LOG_LEVEL", "WARNING"),
 }
+if WORKFLOWS["BROKER"] == "redis":
+    del Q_CLUSTER["orm"], Q_CLUSTER["broker_class"]
+    Q_CLUSTER["redis"] = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -23,7 +23,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, F
 
-from workflows import clock, conf
+from workflows import clock, conf, timers
 from workflows.actors import acting, current
 from workflows.bulk_jobs import ACTIONS
 from workflows.errors import WorkflowError
@@ -172,10 +172,7 @@ def cancel(job_id: int) -> Job:
 
 
 def kick(job_id: int) -> None:
-    if conf.get("ENQUEUE"):
-        from django_q.tasks import async_task
-
-        async_task(RUN_TASK, job_id, task_name=f"bulk-{job_id}")
+    timers.send(RUN_TASK, job_id, f"bulk-{job_id}")
 
 
 def restart_due(now: datetime) -> int:

@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_DAYS": 30,
     # Send kicks to django-q2. Off only for tests that run instances in-process.
     "ENQUEUE": True,
+    # Where kicks go: "database" (django-q2's ORM queue, in the same transaction as the
+    # change) or "redis" (pushed after commit; the dispatcher re-sends one lost in between).
+    "BROKER": "database",
     # Apply workflows.testing modifications (mocked steps, skipped sleeps) in this process.
     # Set in the settings of worker processes that tests start; off in production.
     "TEST_OVERRIDES": False,

@@ -50,8 +50,6 @@ def status() -> dict:
     now = clock.now()
     alive = WorkerHeartbeat.objects.filter(last_seen__gte=now - timedelta(seconds=ALIVE_SECONDS))
     earliest = Instance.objects.filter(due_at__lte=now).aggregate(m=Min("due_at"))["m"]
-    from django_q.models import OrmQ
-
     return {
         "database": connection.vendor,
         "workers_alive": alive.count(),
@@ -60,9 +58,22 @@ def status() -> dict:
         # Waiting tasks only: a row a worker took is locked until it is acked, and one taken by a
         # killed worker stays locked until django-q2's retry time; counting those overstated the
         # queue for hours. They are "in flight" (the dispatcher re-kicks their instances itself).
+        **_queue(),
+        "lease_seconds": conf.get("LEASE_SECONDS"),
+    }
+
+
+def _queue() -> dict[str, int]:
+    """Kicks waiting in the queue, and (database queue only) taken and not acknowledged yet."""
+    if conf.get("BROKER") == "redis":
+        from django_q.brokers import get_broker
+
+        return {"queue_depth": get_broker().queue_size() or 0, "queue_in_flight": 0}
+    from django_q.models import OrmQ
+
+    return {
         "queue_depth": OrmQ.objects.filter(lock__lte=timezone.now()).count(),  # django-q2's own clock
         "queue_in_flight": OrmQ.objects.filter(lock__gt=timezone.now()).count(),
-        "lease_seconds": conf.get("LEASE_SECONDS"),
     }
 
 

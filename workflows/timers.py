@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import F, Subquery, Value
 from django.db.models.expressions import Expression
 from django.db.models.functions import Coalesce
@@ -46,28 +47,32 @@ def wake_now(now: datetime) -> dict[str, Any]:
 
 def kick(pk: int) -> None:
     """Queue "advance instance ``pk``" for a worker. Call inside the transaction that made it runnable."""
-    if not conf.get("ENQUEUE"):
-        return
-    from django_q.tasks import async_task
-
-    async_task(ADVANCE_TASK, pk, task_name=f"advance-{pk}")
+    send(ADVANCE_TASK, pk, f"advance-{pk}")
 
 
 def kick_step(step_id: int) -> None:
     """Queue "run step N for its instance" (fan-out). Inside the transaction that queued the step."""
-    if not conf.get("ENQUEUE"):
-        return
-    from django_q.tasks import async_task
-
-    async_task(STEP_TASK, step_id, task_name=f"step-{step_id}")
+    send(STEP_TASK, step_id, f"step-{step_id}")
 
 
 def kick_delivery(notification_pk: int) -> None:
     """Queue "deliver notification N"."""
-    if conf.get("ENQUEUE"):
-        from django_q.tasks import async_task
+    send(DELIVER_TASK, notification_pk, f"notify-{notification_pk}")
 
-        async_task(DELIVER_TASK, notification_pk, task_name=f"notify-{notification_pk}")
+
+def send(task: str, pk: int, name: str) -> None:
+    """Queue django-q2 task ``task(pk)`` (inside the transaction that calls for it)."""
+    if not conf.get("ENQUEUE"):
+        return
+    from django_q.tasks import async_task
+
+    if conf.get("BROKER") == "redis":
+        # Redis is not in the transaction: a kick pushed now could reach a worker before
+        # the change is visible. After commit it cannot; if this process dies in between,
+        # the instance's due_at (set with the change) brings the dispatcher's kick instead.
+        transaction.on_commit(lambda: async_task(task, pk, task_name=name))
+    else:
+        async_task(task, pk, task_name=name)
 
 
 def next_wake(instance_pk: int, now: datetime) -> Expression:
