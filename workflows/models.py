@@ -513,3 +513,39 @@ class WorkerHeartbeat(models.Model):
 
     class Meta:
         db_table = "wf_worker"
+
+
+class StatusCount(models.Model):
+    """How many instances each workflow has per version and status: the overview's figures.
+
+    Kept by the database itself: triggers on ``wf_instance`` append a row to
+    ``StatusDelta`` for every insert and every change of status (a -1 and a +1), so no code
+    path can miss one, and concurrent transactions never wait on a shared counter row. The
+    dispatcher folds the deltas into these rows every few seconds (``workflows.status_counts``);
+    a reader adds both, so figures are exact at every moment without counting the instances.
+    """
+
+    workflow_name = models.CharField(max_length=64)
+    version = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=16)
+    n = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField(null=True)  # the latest change of status counted here
+
+    class Meta:
+        db_table = "wf_status_count"
+        constraints = [
+            models.UniqueConstraint(fields=["workflow_name", "version", "status"], name="wf_status_count_key"),
+        ]
+
+
+class StatusDelta(models.Model):
+    """One +1 or -1 of a StatusCount, appended by the triggers (see StatusCount)."""
+
+    workflow_name = models.CharField(max_length=64)
+    version = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=16)
+    n = models.IntegerField()
+    at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "wf_status_delta"

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
-from workflows import clock
+from workflows import status_counts
 from workflows.definition import registered
 from workflows.errors import WorkflowError
 from workflows.models import Attempt, Event, Instance, InstanceAttribute, Step
-from workflows.states import PUBLIC_KIND, Status, StepKind, StepStatus
+from workflows.states import FINISHED, PUBLIC_KIND, Status, StepKind, StepStatus
 from workflows.tracing import trace_id_of
 from workflows.values import decode
 
@@ -224,8 +225,25 @@ def count_instances(
     id_prefix: str | None = None,
     **more: Any,
 ) -> int:
-    """How many instances match the same filters as ``list_instances`` (all pages together)."""
-    return _matching(workflow, status, statuses, created_after, created_before, id_prefix, **more).count()
+    """How many instances match the same filters as ``list_instances`` (all pages together).
+
+    Filtering by workflow, status and version only (what the list shows unfiltered, every
+    few seconds), the figure comes from the status counts rather than counting rows.
+    """
+    chosen = InstanceFilter.of(
+        workflow=workflow, status=status, statuses=statuses, created_after=created_after,
+        created_before=created_before, id_prefix=id_prefix, **more,
+    )  # fmt: skip
+    if set(chosen.as_dict()) <= {"workflow", "status", "statuses", "version"}:
+        wanted = {chosen.status} if chosen.status else set(chosen.statuses)
+        return sum(
+            n
+            for (name, version, state), n in status_counts.counts(
+                None if not chosen.workflow else [chosen.workflow]
+            ).by_key.items()
+            if (not wanted or state in wanted) and (not chosen.version or version == chosen.version)
+        )
+    return chosen.queryset().count()
 
 
 def latest_instance_id(workflow: str) -> str | None:
@@ -240,11 +258,11 @@ def latest_instance_id(workflow: str) -> str | None:
 def list_workflows(names: list[str] | None = None) -> list[dict]:
     """Every registered workflow (or only ``names``) with its instance counts per status and
     its latest activity. Asking for one workflow counts only its instances."""
-    instances = Instance.objects.all() if names is None else Instance.objects.filter(workflow_name__in=names)
+    found = status_counts.counts(names)  # kept by triggers: no count over the instances
     counts: dict[str, dict] = {name: {} for name in (registered() if names is None else names)}
-    for row in instances.values("workflow_name", "status").annotate(n=Count("pk")):
-        counts.setdefault(row["workflow_name"], {})[row["status"]] = row["n"]
-    latest = dict(instances.values("workflow_name").annotate(m=Max("updated_at")).values_list("workflow_name", "m"))
+    for name in found.workflows():
+        counts[name] = found.by_status(name)
+    latest = found.last_at
     classes = registered()
     return [
         {
@@ -261,25 +279,16 @@ def list_workflows(names: list[str] | None = None) -> list[dict]:
 
 
 def list_versions() -> list[dict[str, Any]]:
-    """See ``workflows.list_versions``: one GROUP BY over the unfinished instances' index."""
+    """See ``workflows.list_versions``: read from the status counts, not the instances."""
     from workflows.versions import known_versions
 
     current = known_versions()
-    unfinished = (
-        Instance.objects.exclude(status__in=[Status.COMPLETE, Status.ERRORED, Status.TERMINATED])
-        .values_list("workflow_name", "version")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    counts = {(w, v): n for w, v, n in unfinished}
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for (workflow, version, status), n in status_counts.counts().by_key.items():
+        # Versions with only finished instances left (until retention prunes them): "drained".
+        counts[(workflow, version)] += 0 if status in FINISHED else n
     for name, version in current.items():
         counts.setdefault((name, version), 0)
-    # Versions whose last instances finished lately: "drained" (an old deployment may go).
-    since = clock.now() - timedelta(days=30)
-    for workflow, version in (
-        Instance.objects.filter(created_at__gte=since).values_list("workflow_name", "version").distinct().order_by()
-    ):
-        counts.setdefault((workflow, version), 0)
     rows = []
     for (workflow, version), n in sorted(counts.items()):
         state = "current" if current.get(workflow) == version else ("draining" if n else "drained")

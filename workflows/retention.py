@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.db import transaction
-
 from workflows import clock, conf
 from workflows.approval_stats import prune_timings
 from workflows.definition import Workflow, registered
 from workflows.durations import parse_duration
 from workflows.models import Instance
 from workflows.states import FINISHED
+from workflows.status_counts import delete_instances
 
 log = logging.getLogger("workflows.retention")
 
@@ -47,8 +46,7 @@ def prune_finished(batch_size: int = 200, max_batches: int = 10) -> int:
             pks = list(finished.order_by("ended_at").values_list("pk", flat=True)[:batch_size])
             if not pks:
                 break
-            with transaction.atomic():
-                count, _ = Instance.objects.filter(pk__in=pks, status__in=FINISHED).delete()
+            delete_instances(Instance.objects.filter(pk__in=pks, status__in=FINISHED))
             deleted += len(pks)
     if deleted:
         log.info("retention: pruned %d finished instances", deleted)

@@ -44,6 +44,7 @@ from workflows.error_records import error_record, rebuild_error
 from workflows.errors import WorkflowError
 from workflows.models import Instance, Step, TestOverride
 from workflows.states import FINISHED, Status, StepKind, StepStatus
+from workflows.status_counts import delete_instances
 from workflows.values import decode, encode
 
 PREFIX = "[WorkflowIntrospector]"
@@ -516,7 +517,7 @@ class InstanceIntrospector:
 
     def dispose(self) -> None:
         """Stop the instance and delete all its state and modifications, so its id can be reused."""
-        Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.instance_id).delete()
+        delete_instances(Instance.objects.filter(workflow_name=self.workflow_name, instance_id=self.instance_id))
         if self._override is not None and self._override.pk:
             self._override.delete()
         _deactivate()

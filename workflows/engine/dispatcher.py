@@ -28,6 +28,7 @@ log = logging.getLogger("workflows.dispatch")
 
 PRUNE_EVERY_SECONDS = 60
 BEAT_EVERY_SECONDS = 5
+COMPACT_EVERY_SECONDS = 2
 
 
 def dispatch_due(limit: int = 200) -> int:
@@ -62,12 +63,13 @@ def run_due() -> int:
 
 def run_dispatcher(stop: threading.Event) -> None:
     """Kick due instances until ``stop`` is set; survives database outages by retrying."""
-    from workflows import health
+    from workflows import health, status_counts
     from workflows.retention import prune_finished
 
     poll = conf.get("POLL_SECONDS")
     next_prune = time.monotonic() + 5
     next_beat = 0.0
+    next_compact = 0.0
     started_at = clock.now()
     while not stop.is_set():
         try:
@@ -77,6 +79,9 @@ def run_dispatcher(stop: threading.Event) -> None:
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + BEAT_EVERY_SECONDS
                 health.beat(started_at, conf.get("WORKERS"))
+            if time.monotonic() >= next_compact:
+                next_compact = time.monotonic() + COMPACT_EVERY_SECONDS
+                status_counts.compact()
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
                 prune_finished()
