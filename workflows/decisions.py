@@ -272,9 +272,15 @@ def identities(user: Any) -> set[tuple[str, str]]:
     """What approver entries can name ``user``: their username, groups and permissions."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return set()
+    # Kept on the user object, as Django keeps its permissions (an inbox page asks once per
+    # request listed); a user fetched again sees membership changes.
+    cached = getattr(user, "_workflows_identities", None)
+    if cached is not None:
+        return cached
     held = {("user", user.get_username())}
     held |= {("group", name) for name in user.groups.values_list("name", flat=True)}
     held |= {("perm", permission) for permission in user.get_all_permissions()}
+    user._workflows_identities = held
     return held
 
 
@@ -289,7 +295,10 @@ def _requests() -> QuerySet[ApprovalRequest]:
 
 def _open_for(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
     """Open requests, or with ``user`` those they may decide now and have not (never their own)."""
-    qs = ApprovalRequest.objects.filter(status=ApprovalStatus.OPEN).exclude(instance__status__in=FINISHED)
+    # Requests are closed when their instance finishes; the check per request (by primary
+    # key) only guards that, where a join would have the planner scan every instance.
+    finished = Instance.objects.filter(pk=OuterRef("instance_id"), status__in=FINISHED)
+    qs = ApprovalRequest.objects.filter(status=ApprovalStatus.OPEN).exclude(Exists(finished))
     if workflow:
         qs = qs.filter(workflow_name=workflow)
     if user is None:
