@@ -34,6 +34,8 @@ class Row:
     met: bool | None = None
     note: str = ""
     baseline_unit: str | None = None  # when the baseline is not in the figure's unit (no ratio then)
+    peer: str = ""  # the same figure for DBOS, measured in the same run (bench/dbos_peer.py)
+    peer_key: str = ""  # which of dbos_peer's figures that is
 
 
 class Database:
@@ -78,9 +80,10 @@ class Database:
 class Workers:
     """`manage.py workflows worker` processes against the benchmark database."""
 
-    def __init__(self, db: Database, processes: int = 2):
+    def __init__(self, db: Database, processes: int = 2, trees: int = 1):
         self.db = db
         self.processes = processes
+        self.trees = trees  # separate `workflows worker` process trees, as on separate machines
         self.procs = []
 
     def __enter__(self):
@@ -92,16 +95,17 @@ class Workers:
             "PYTHONUNBUFFERED": "1",
         }
         log = open(Path(self.db.tmp) / "worker.log", "ab")
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "manage.py", "workflows", "worker"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+        for _ in range(self.trees):
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "workflows", "worker"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             )
-        )
         time.sleep(3)  # the cluster forks and its workers import the project
         return self
 
@@ -176,8 +180,8 @@ def table(rows: list[Row], title: str) -> str:
     lines = [
         f"## {title}",
         "",
-        "| figure | project | baseline (same run) | ratio | target | met |",
-        "|---|---|---|---|---|---|",
+        "| figure | project | baseline (same run) | ratio | DBOS (same run) | target | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = f"{r.value / r.baseline:.2f}×" if r.value and r.baseline and r.baseline_unit is None else "–"
@@ -185,5 +189,6 @@ def table(rows: list[Row], title: str) -> str:
         base = f"{fmt(r.baseline)} {unit} ({r.baseline_label})" if r.baseline is not None else (r.baseline_label or "–")
         met = {True: "yes", False: "**no**", None: "–"}[r.met]
         note = f" — {r.note}" if r.note else ""
-        lines.append(f"| {r.figure} | {fmt(r.value)} {r.unit}{note} | {base} | {ratio} | {r.target} | {met} |")
+        peer = r.peer or "–"
+        lines.append(f"| {r.figure} | {fmt(r.value)} {r.unit}{note} | {base} | {ratio} | {peer} | {r.target} | {met} |")
     return "\n".join(lines)

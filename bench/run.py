@@ -3,6 +3,7 @@
     python -m bench.run                 # PostgreSQL (BENCH_PG_URL) and SQLite
     python -m bench.run --db postgres   # one database
     python -m bench.run --quick         # smaller sizes, for a quick look
+    python -m bench.run --broker redis  # kicks through django-q2's Redis broker
 
 Numbers are medians or percentiles of this run; the baselines are measured in the same run.
 """
@@ -11,16 +12,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import sys
 import time
 
-FIGURES = ["step_overhead", "linearity", "memory", "throughput", "wakeups", "fanout"]
+FIGURES = ["step_overhead", "linearity", "memory", "throughput", "wakeups", "fanout", "scaleout"]
 QUICK = {
     "linearity": {"sizes": (100, 1000)},
     "memory": {"instances": 10, "steps": 200},
     "throughput": {"n": 200},
     "wakeups": {"events": 15, "timers": 15},
+    "scaleout": {"n": 100},
 }
 
 
@@ -43,8 +46,20 @@ def run_on(kind: str, figures: list[str], quick: bool) -> str:
             print(f"  {name}: {time.time() - started:.0f} s", file=sys.stderr)
     finally:
         db.drop()
+    if any(row.peer_key for row in rows):
+        from bench import dbos_peer
+
+        started = time.time()
+        peer = dbos_peer.measure(kind, quick)
+        print(f"  dbos: {time.time() - started:.0f} s", file=sys.stderr)
+        for row in rows:
+            if row.peer_key:
+                row.peer = dbos_peer.label(peer, row.peer_key, row.unit)
+    broker = os.environ.get("WORKFLOWS_BROKER", "database")
     return table(
-        rows, f"{'PostgreSQL' if kind == 'postgres' else 'SQLite'} ({platform.python_version()}, 2 worker processes)"
+        rows,
+        f"{'PostgreSQL' if kind == 'postgres' else 'SQLite'} ({platform.python_version()}, 2 worker processes, "
+        f"kicks through the {broker} queue)",
     )
 
 
@@ -53,7 +68,12 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgres", "sqlite", "both"], default="both")
     parser.add_argument("--only", nargs="*", choices=FIGURES, default=FIGURES)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--broker", choices=["database", "redis"], default="database", help="where kicks travel (WORKFLOWS_BROKER)"
+    )
     args = parser.parse_args()
+    os.environ["WORKFLOWS_BROKER"] = args.broker  # this process's and its workers' settings
+    os.environ.setdefault("WORKFLOWS_QUEUE_NAME", f"wfbench-{os.getpid()}")
     kinds = ["postgres", "sqlite"] if args.db == "both" else [args.db]
     # Each database needs its own Django setup, so each runs in a fresh interpreter.
     if len(kinds) > 1:
@@ -70,6 +90,8 @@ def main() -> None:
                     "--only",
                     *args.only,
                     *(["--quick"] if args.quick else []),
+                    "--broker",
+                    args.broker,
                 ],
                 check=False,
             )

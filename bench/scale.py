@@ -22,7 +22,7 @@ PAGES = [
     ("instance list, one workflow and status", "/instances/?workflow=approval&status=waiting"),
     ("instance list, id prefix search", "/instances/?q=p-77"),
     ("instance detail", "/instances/approval/p-5/"),
-    ("approval inbox", "/inbox/"),
+    ("approval inbox (an operator: every open request)", "/inbox/"),
     ("API list", "/api/workflows/approval/instances?status=complete&limit=50"),
 ]
 
@@ -44,30 +44,53 @@ def fill(finished: int, parked: int) -> None:
             pick = "CASE x % 4 WHEN 0 THEN 'approval' WHEN 1 THEN 'data-pipeline' WHEN 2 THEN 'fan-out' ELSE 'race' END"
         columns = (
             "(workflow_name, instance_id, status, params, created_at, updated_at, ended_at, wake_at, due_at,"
-            " pause_requested, events_version, worker_crashes)"
+            " pause_requested, events_version, worker_crashes, run_number, version, deployment, trace_context,"
+            " last_span)"
         )
         cursor.execute(
             f"INSERT INTO wf_instance {columns} SELECT {pick}, 'f-' || x, 'complete', '{{}}', {ago}, {ago}, {ago},"
-            f" NULL, NULL, FALSE, 0, 0 FROM {series.format(n=finished)}"
+            f" NULL, NULL, FALSE, 0, 0, 1, '', '', '', '' FROM {series.format(n=finished)}"
         )
         cursor.execute(
             f"INSERT INTO wf_instance {columns} SELECT 'approval', 'p-' || x, 'waiting',"
-            f' \'{{"userId": "u", "summary": "s"}}\', {ago}, {ago}, NULL, {ahead}, {ahead}, FALSE, 0, 0'
+            f' \'{{"userId": "u", "summary": "s"}}\', {ago}, {ago}, NULL, {ahead}, {ahead}, FALSE, 0, 0, 1, \'\', \'\','
+            " '', ''"
             f" FROM {series.format(n=parked)}"
         )
         cursor.execute(
             "INSERT INTO wf_step (instance_id, kind, name, occurrence, seq, status, attempts, started_at, wake_at,"
-            " event_type) "
-            "SELECT id, 'wait', 'wait for approval', 1, 1, 'waiting', 0, created_at, wake_at, 'approval-response' "
+            " event_type, run_number) "
+            "SELECT id, 'approval', 'manager approval', 1, 1, 'waiting', 0, created_at, wake_at, NULL, 1 "
             "FROM wf_instance WHERE instance_id LIKE 'p-%' AND id % 10 = 0"
+        )
+        # Each of those an open request for the finance group, as step.wait_for_approval makes.
+        cursor.execute(
+            "INSERT INTO wf_approval (instance_id, step_id, workflow_name, instance_key, step_name, occurrence,"
+            " title, details, approvers, quorum, requested_by, form, status, created_at, closed_by, on_timeout,"
+            " reminders_sent) "
+            "SELECT s.instance_id, s.id, 'approval', i.instance_id, s.name, 1, 'Request ' || i.instance_id, 'null',"
+            " '[\"group:finance\"]', 1, 'u', '', 'open', s.started_at, '', 'error', 0 "
+            "FROM wf_step s JOIN wf_instance i ON i.id = s.instance_id WHERE s.kind = 'approval'"
+        )
+        cursor.execute(
+            "INSERT INTO wf_approval_approver (request_id, kind, value, escalated) "
+            "SELECT id, 'group', 'finance', FALSE FROM wf_approval"
         )
         if connection.vendor == "postgresql":
             cursor.execute("ANALYZE")
 
 
-def time_pages(client) -> dict[str, float]:
+def finance_member():
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user("fiona", password="pw-bench-12345")
+    user.groups.add(Group.objects.create(name="finance"))
+    return user
+
+
+def time_pages(client, pages) -> dict[str, float]:
     results = {}
-    for label, url in PAGES:
+    for label, url in pages:
         client.get(url)  # warm
         samples = []
         for _ in range(5):
@@ -104,6 +127,11 @@ def run(db, finished: int = 100_000, parked: int = 10_000) -> list[Row]:
     started = time.perf_counter()
     fill(finished, parked)
     filled_in = time.perf_counter() - started
+    from workflows import status_counts
+
+    started = time.perf_counter()
+    status_counts.compact()  # what the dispatcher does every 2 s, here once for the whole fill
+    folded_in = time.perf_counter() - started
     loaded = engine_cycle_ms()
     client = Client()
     client.force_login(User.objects.create_superuser("bench", "b@example.com", "pw"))
@@ -116,10 +144,14 @@ def run(db, finished: int = 100_000, parked: int = 10_000) -> list[Row]:
             "empty database",
             "within 20 %",
             loaded <= 1.2 * empty,
-            note=f"filled in {filled_in:.0f} s",
+            note=f"filled in {filled_in:.0f} s, counts folded in {folded_in:.1f} s",
         )
     ]
-    for label, ms in time_pages(client).items():
+    timed = time_pages(client, PAGES)
+    approver = Client()
+    approver.force_login(finance_member())
+    timed.update(time_pages(approver, [("approval inbox (an approver in the finance group)", "/inbox/")]))
+    for label, ms in timed.items():
         rows.append(Row(f"{label} ({finished + parked:,} instances)", ms, "ms", target="< 100 ms", met=ms < 100))
     return rows
 

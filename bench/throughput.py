@@ -30,6 +30,7 @@ def run(db, n: int = 500) -> list[Row]:
             "workflows",
         )
         rate = n / (time.time() - started)
+    target = 300 if db.kind == "postgres" else 150
     return [
         Row(
             f"throughput, {n} three-step workflows created in bulk",
@@ -37,8 +38,9 @@ def run(db, n: int = 500) -> list[Row]:
             "workflows/s",
             raw_rate,
             "bare django-q2 tasks/s",
-            "> 250/s",
-            rate > 250,
+            f"> {target}/s",
+            rate > target,
+            peer_key="throughput_per_s",
         )
     ]
 
