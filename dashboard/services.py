@@ -31,15 +31,15 @@ log = logging.getLogger("dashboard")
 
 def overview_workflows() -> list[dict[str, Any]]:
     """Every workflow with its counts per status, how many are active (queued or running), and
-    its versions that still have unfinished instances (or drained lately)."""
+    its versions: the current one, and older ones still draining or drained (finished
+    instances only, until retention prunes them)."""
     workflows = list_workflows()
     versions: dict[str, list[dict[str, Any]]] = {}
     for row in list_versions():
         versions.setdefault(row["workflow"], []).append(row)
     for w in workflows:
         w["active"] = sum(w["counts"][status] for status in ACTIVE)
-        found = versions.get(w["name"], [])
-        w["versions"] = found if len(found) > 1 or any(v["state"] != "current" for v in found) else []
+        w["versions"] = versions.get(w["name"], [])
     return workflows
 
 
