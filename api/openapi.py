@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 STATUSES = list(Status.values)
 NAME = {"type": "string", "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9-_]*$", "maxLength": 100}
+TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 ERROR_VALUE = {
@@ -288,8 +289,17 @@ SCHEMAS = {
                 "additionalProperties": False,
                 "properties": {
                     "status": {"const": "restart"},
-                    "from_step": {"type": "string", "description": "keep the results of the steps before this one"},
-                    "count": {"type": "integer", "minimum": 1, "description": "occurrence of from_step (default 1)"},
+                    "from_step": {
+                        **TEXT,
+                        "maxLength": 256,
+                        "description": "keep the results of the steps before this one",
+                    },
+                    "count": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 2**31,
+                        "description": "occurrence of from_step (default 1)",
+                    },
                 },
                 "dependentRequired": {"count": ["from_step"]},
             },
@@ -343,7 +353,6 @@ def _param(name: str, where: str = "path", schema: dict | None = None, descripti
 
 
 # Text parameters: anything but a NUL character (refused everywhere: no field can store it).
-TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
 
 
 WORKFLOW = _param("name", schema={"type": "string"}, description="workflow name")

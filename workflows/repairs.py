@@ -164,7 +164,8 @@ class InstanceRepairs:
             raise WorkflowError(f"from_step must be a step name or (name, count) with count >= 1, got {from_step!r}")
         if "\x00" in name or len(name) > 256 or count > 2**31:
             raise WorkflowError(
-                f"no step can be named {name!r:.80} (occurrence {count}): names are 1 to 256 characters, no NUL"
+                f"no step can be named {name!r:.80} (occurrence {count}): names are 1 to 256 characters, no NUL, "
+                f"and occurrences at most {2**31}"
             )
         candidates = Step.objects.filter(instance_id=self._pk, run_number=run_number, name=name, occurrence=count)
         step = candidates.filter(kind=StepKind.DO).first() or candidates.order_by("seq").first()
