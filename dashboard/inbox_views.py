@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -28,6 +28,17 @@ if TYPE_CHECKING:
     from dashboard.http import AuthenticatedHttpRequest, HtmxHttpRequest
 
 TABS = ("mine", "all", "decided")
+PAGE = 50  # cards per "show more": the most urgent first (10,000 open requests stay a small page)
+MAX_SHOWN = 1000
+
+
+def _shown(request: HttpRequest) -> int:
+    """``?show=N``: how many cards to list (a multiple of PAGE, up to MAX_SHOWN)."""
+    try:
+        wanted = int(request.GET.get("show", PAGE))
+    except ValueError:
+        wanted = PAGE
+    return min(max(PAGE, wanted - wanted % PAGE), MAX_SHOWN)
 
 
 @login_required
@@ -47,8 +58,12 @@ def inbox(request: HtmxHttpRequest) -> HttpResponse:
     if tab == "decided":
         context.update(_history(request))
     else:
-        found = approvals.pending(request.user if tab == "mine" else None, limit=200)
+        show = _shown(request)
+        found, total = approvals.pending_page(request.user if tab == "mine" else None, limit=show)
+        if tab == "mine":
+            request.workflows_inbox_count = total  # type: ignore[attr-defined]  # the badge: same figure
         context["cards"] = approval_cards.cards(found, request.user)
+        context.update(total=total, show=show, more=min(PAGE, total - len(found)), next_show=show + PAGE)
     if request.htmx and request.htmx.target == "inbox-items":
         return render(request, "dashboard/_inbox_items.html", context)
     return render(request, "dashboard/inbox.html", context)

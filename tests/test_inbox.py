@@ -190,3 +190,20 @@ def test_the_timeline_shows_approvers_progress_and_every_decision(client, team):
     assert f'hx-post="/approvals/{request.id}/decide/"' in page, "ada can decide it right there"
     clock.advance(timedelta(hours=2))
     assert "hx-post" not in client.get(f"/instances/t-approval/{instance.id}/").content.decode()
+
+
+def test_a_long_inbox_lists_the_soonest_fifty_and_shows_more_on_request(client, team):
+    for i in range(55):
+        start("t-approval", {"approvers": ["group:finance"], "title": f"Request {i:02d}"}, id=f"many-{i}")
+    run()
+    assert approvals.count_pending(team["ada"]) == 55
+    found, total = approvals.pending_page(team["ada"], limit=50)
+    assert total == 55 and len(found) == 50
+    assert [r.id for r in found] == [r.id for r in approvals.pending(team["ada"])][:50], "the same order"
+    page = as_user(client, team["ada"]).get("/inbox/").content.decode()
+    assert page.count('id="request-') == 50
+    assert "Showing the 50 soonest of 55" in page and "show=100" in page and "Show 5 more" in page
+    assert 'title="approval requests waiting for you">55</span>' in page, "the badge counts them all"
+    more = client.get("/inbox/?show=100").content.decode()
+    assert more.count('id="request-') == 55 and "Showing the" not in more
+    assert client.get("/inbox/?show=nonsense").status_code == 200

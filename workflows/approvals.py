@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from workflows.models import Delegation
 
 __all__ = [
-    "Image", "DecisionRefused", "pending", "count_pending", "get", "decide", "decided", "image_thumbnail",
-    "open_link", "decide_by_link", "set_away", "absences", "standing_in_for", "cancel_away", "stats",
+    "Image", "DecisionRefused", "pending", "pending_page", "count_pending", "get", "decide", "decided",
+    "image_thumbnail", "open_link", "decide_by_link", "set_away", "absences", "standing_in_for", "cancel_away", "stats",
 ]  # fmt: skip
 
 
@@ -87,6 +87,13 @@ def pending(user: Any = None, workflow: str | None = None, limit: int | None = N
     from workflows import decisions
 
     return decisions.pending(user=user, workflow=workflow, limit=limit)
+
+
+def pending_page(user: Any = None, workflow: str | None = None, limit: int = 50) -> tuple[list[Request], int]:
+    """The first ``limit`` requests ``pending`` lists, and how many it lists in all (one query)."""
+    from workflows import decisions
+
+    return decisions.pending_page(user=user, workflow=workflow, limit=limit)
 
 
 def count_pending(user: Any) -> int:

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
 from django.utils import timezone
 
 from workflows import audit, clock, conf, metrics
@@ -333,6 +333,20 @@ def pending(user: Any = None, workflow: str | None = None, limit: int | None = N
     if delegated:
         found = [r for r in found if r.can_decide(user)][:limit]
     return found
+
+
+def pending_page(user: Any = None, workflow: str | None = None, limit: int = 50) -> tuple[list[Request], int]:
+    """The first ``limit`` of ``pending(user, workflow)`` and how many there are in all, from
+    one query (the count rides along as a window over the same rows)."""
+    if user is not None and active_delegators(user):
+        everything = pending(user, workflow)
+        return everything[:limit], len(everything)
+    ordered = _open_for(user, workflow).order_by(F("step__wake_at").asc(nulls_last=True), "pk")
+    page = list(ordered.annotate(total=Window(Count("pk"))).values_list("pk", "total")[:limit])
+    if not page:
+        return [], 0
+    rows = {row.pk: row for row in _requests().filter(pk__in=[pk for pk, _ in page])}
+    return [Request(rows[pk], rows[pk].decision_rows.all()) for pk, _ in page if pk in rows], page[0][1]
 
 
 def count_pending(user: Any) -> int:
