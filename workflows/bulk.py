@@ -97,8 +97,8 @@ def start(action: str, instance_filter: dict[str, Any], *, output: Any = None, n
     chosen = InstanceFilter.of(**instance_filter)
     chosen.queryset().exists()  # checks the statuses and attributes now, not in the worker
     options: dict[str, Any] = {}
-    if not isinstance(note, str) or len(note) > 2000:
-        raise WorkflowError("note must be text of at most 2000 characters")
+    if not isinstance(note, str) or len(note) > 2000 or "\x00" in note:
+        raise WorkflowError("note must be text of at most 2000 characters, without NUL characters")
     if action == "resolve":
         if not chosen.failed_step:
             raise WorkflowError("resolve needs failed_step in the filter: the step every instance resolves")
