@@ -171,12 +171,14 @@ def raw_commit_ms(n: int = 500) -> float:
     return 1000 * elapsed / n
 
 
-def table(rows: list[Row], title: str) -> str:
-    def fmt(v):
-        if v is None:
-            return "–"
-        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
+def fmt(v: float | None) -> str:
+    """A figure as the tables print it: three decimals under 10, one above."""
+    if v is None:
+        return "–"
+    return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
 
+
+def table(rows: list[Row], title: str) -> str:
     lines = [
         f"## {title}",
         "",

@@ -40,10 +40,12 @@ def measure(kind: str, quick: bool) -> dict[str, Any]:
 
 
 def label(found: dict[str, Any], key: str, unit: str) -> str:
+    from bench.common import fmt
+
     if "error" in found:
         return str(found["error"])
     value = found.get(key)
-    return "–" if value is None else f"{value:,.3f} {unit}" if value < 10 else f"{value:,.1f} {unit}"
+    return "–" if value is None else f"{fmt(value)} {unit}"
 
 
 def _run(kind: str, quick: bool) -> dict[str, float]:

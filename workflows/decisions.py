@@ -322,14 +322,22 @@ def _open_for(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
     )
 
 
+def _soonest_first(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
+    return _open_for(user, workflow).order_by(F("step__wake_at").asc(nulls_last=True), "pk")
+
+
+def _loaded(ids: list[int]) -> list[Request]:
+    """The requests ``ids``, in that order, with what a card shows (none that closed meanwhile)."""
+    rows = {row.pk: row for row in _requests().filter(pk__in=ids)}
+    return [Request(rows[pk], rows[pk].decision_rows.all()) for pk in ids if pk in rows]
+
+
 def pending(user: Any = None, workflow: str | None = None, limit: int | None = None) -> list[Request]:
-    ordered = _open_for(user, workflow).order_by(F("step__wake_at").asc(nulls_last=True), "pk")
+    ordered = _soonest_first(user, workflow)
     delegated = user is not None and bool(active_delegators(user))
     # Standing in for someone, the query is a superset (their requests, whoever decided what):
     # each one is checked exactly before it is shown.
-    ids = list((ordered[:limit] if limit and not delegated else ordered).values_list("pk", flat=True))
-    rows = {row.pk: row for row in _requests().filter(pk__in=ids)}
-    found = [Request(rows[pk], rows[pk].decision_rows.all()) for pk in ids if pk in rows]
+    found = _loaded(list((ordered[:limit] if limit and not delegated else ordered).values_list("pk", flat=True)))
     if delegated:
         found = [r for r in found if r.can_decide(user)][:limit]
     return found
@@ -341,12 +349,10 @@ def pending_page(user: Any = None, workflow: str | None = None, limit: int = 50)
     if user is not None and active_delegators(user):
         everything = pending(user, workflow)
         return everything[:limit], len(everything)
-    ordered = _open_for(user, workflow).order_by(F("step__wake_at").asc(nulls_last=True), "pk")
-    page = list(ordered.annotate(total=Window(Count("pk"))).values_list("pk", "total")[:limit])
+    page = list(_soonest_first(user, workflow).annotate(total=Window(Count("pk"))).values_list("pk", "total")[:limit])
     if not page:
         return [], 0
-    rows = {row.pk: row for row in _requests().filter(pk__in=[pk for pk, _ in page])}
-    return [Request(rows[pk], rows[pk].decision_rows.all()) for pk, _ in page if pk in rows], page[0][1]
+    return _loaded([pk for pk, _ in page]), page[0][1]
 
 
 def count_pending(user: Any) -> int:

@@ -143,8 +143,8 @@ def _buffer(name: str, labels: dict[str, str], by: float) -> None:
         if conf.get("ENQUEUE") and (_flusher is None or not _flusher.is_alive()):
             _flusher = threading.Thread(target=_flush_forever, name="workflows-metrics", daemon=True)
             _flusher.start()
-            atexit.unregister(_flush_at_exit)
-            atexit.register(_flush_at_exit)
+            atexit.unregister(flush)
+            atexit.register(flush, quiet=True)
 
 
 def discard() -> None:
@@ -153,8 +153,9 @@ def discard() -> None:
         _pending.clear()
 
 
-def flush() -> None:
-    """Write what this process has added up (one upsert per metric row)."""
+def flush(*, quiet: bool = False) -> None:
+    """Write what this process has added up (one upsert per metric row); ``quiet``: no warning
+    when that fails (at exit the database, a test's, or the log may be gone)."""
     with _pending_lock:
         batch = list(_pending.items())
         _pending.clear()
@@ -171,13 +172,8 @@ def flush() -> None:
         with _pending_lock:
             for key, amount in batch:
                 _pending[key] += amount
-        log.warning("metrics: could not write %d rows; will retry", len(batch), exc_info=True)
-
-
-def _flush_at_exit() -> None:
-    """The last flush; quiet, since at exit the database (a test's) or the log may be gone."""
-    logging.disable(logging.WARNING)
-    flush()
+        if not quiet:
+            log.warning("metrics: could not write %d rows; will retry", len(batch), exc_info=True)
 
 
 def _flush_forever() -> None:

@@ -167,7 +167,7 @@ def attribute_text(value: Any) -> str | None:
     return text if 0 < len(text) <= 200 and "\x00" not in text else None
 
 
-def _matching(
+def _chosen(
     workflow: str | None,
     status: str | None,
     statuses: Iterable[str] | None,
@@ -175,11 +175,15 @@ def _matching(
     created_before: datetime | None,
     id_prefix: str | None,
     **more: Any,
-) -> QuerySet[Instance]:
+) -> InstanceFilter:
     return InstanceFilter.of(
         workflow=workflow, status=status, statuses=statuses, created_after=created_after,
         created_before=created_before, id_prefix=id_prefix, **more,
-    ).queryset()  # fmt: skip
+    )  # fmt: skip
+
+
+def _matching(*args: Any, **kwargs: Any) -> QuerySet[Instance]:
+    return _chosen(*args, **kwargs).queryset()
 
 
 def list_instances(
@@ -230,10 +234,7 @@ def count_instances(
     Filtering by workflow, status and version only (what the list shows unfiltered, every
     few seconds), the figure comes from the status counts rather than counting rows.
     """
-    chosen = InstanceFilter.of(
-        workflow=workflow, status=status, statuses=statuses, created_after=created_after,
-        created_before=created_before, id_prefix=id_prefix, **more,
-    )  # fmt: skip
+    chosen = _chosen(workflow, status, statuses, created_after, created_before, id_prefix, **more)
     if set(chosen.as_dict()) <= {"workflow", "status", "statuses", "version"}:
         wanted = {chosen.status} if chosen.status else set(chosen.statuses)
         return sum(

@@ -114,31 +114,32 @@ def from_headers(headers: Any) -> Iterator[None]:
 
 def creation(workflow: str, instance_id: str) -> str:
     """A "create" span under the current context; returns its traceparent for the instance."""
-    found = tracer()
-    if found is None:
-        return ""
-    with found.start_as_current_span(
-        f"create {workflow}", attributes={"workflow.name": workflow, "workflow.instance_id": instance_id}
-    ):
-        return current_parent()
+    return _point_span(f"create {workflow}", {"workflow.name": workflow, "workflow.instance_id": instance_id})
 
 
 def sending(instance: Any, event_type: str) -> str:
     """A "send_event" span (under the sender's context, else in the instance's own trace);
     returns its traceparent, which the wait that takes the event links to."""
-    found = tracer()
-    if found is None:
+    if tracer() is None:
         return ""
     from opentelemetry import trace
 
     current = trace.get_current_span().get_span_context()
-    parent = None if current.is_valid else _context_of(instance.trace_context)
     attributes = {
         "workflow.name": instance.workflow_name,
         "workflow.instance_id": instance.instance_id,
         "workflow.event_type": event_type,
     }
-    with found.start_as_current_span(f"send_event {event_type}", context=parent, attributes=attributes):
+    parent = None if current.is_valid else _context_of(instance.trace_context)
+    return _point_span(f"send_event {event_type}", attributes, parent)
+
+
+def _point_span(name: str, attributes: dict[str, str], parent: Any = None) -> str:
+    """A span that marks a moment (under ``parent``, else the current context); its traceparent."""
+    found = tracer()
+    if found is None:
+        return ""
+    with found.start_as_current_span(name, context=parent, attributes=attributes):
         return current_parent()
 
 
