@@ -54,6 +54,7 @@ def check_step(replay: ReplayPass, key: StepKey) -> None:
     branch = asyncio.current_task() if replay.async_run else None
     replay.tasks_seen.add(branch)
     if key in replay.history:
+        replay.recorded_left -= 1  # each key is asked for once per pass (occurrences count up)
         first_new = replay.went_new.get(branch)
         if first_new is not None:
             diverged(
@@ -64,7 +65,9 @@ def check_step(replay: ReplayPass, key: StepKey) -> None:
             )  # fmt: skip
         return
     replay.went_new.setdefault(branch, key)
-    if len(replay.tasks_seen) == 1:  # one branch only: every recorded step should have been asked for by now
+    # One branch only: every recorded step should have been asked for by now. Counted, so a
+    # pass that runs thousands of new steps after a long history does not compare sets each time.
+    if len(replay.tasks_seen) == 1 and replay.recorded_left:
         ahead = sorted(replay.history - replay.visited, key=lambda k: replay.run.steps[k].seq)
         if ahead:
             diverged(

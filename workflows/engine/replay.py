@@ -221,6 +221,7 @@ class ReplayPass:
         # Divergence between the code and the recorded history (engine.divergence).
         self.history = {key for key in run.steps if key[0] != StepKind.PATCH}
         self.visited: set[StepKey] = set()
+        self.recorded_left = len(self.history)  # recorded steps not asked for yet in this pass
         self.tasks_seen: set[Any] = set()
         self.went_new: dict[Any, StepKey] = {}  # per branch: the first step it asked for that history lacks
         self.divergence: dict[str, Any] | None = None
