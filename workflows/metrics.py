@@ -86,31 +86,38 @@ def _key(labels: dict[str, str]) -> str:
     return json.dumps(labels, sort_keys=True, separators=(",", ":"))
 
 
-def _add(name: str, labels: dict[str, str], by: float) -> None:
-    """value += by for (name, labels), creating the row the first time (one statement, race-free)."""
+Row = tuple[str, str, float]  # (row name, labels key, amount to add)
+
+
+def _write(rows: list[Row]) -> None:
+    """value += amount for each (name, labels), creating rows the first time (race-free upserts)."""
     with connection.cursor() as cursor:
-        cursor.execute(
+        cursor.executemany(
             "INSERT INTO wf_metric (name, labels, value) VALUES (%s, %s, %s) "
             "ON CONFLICT (name, labels) DO UPDATE SET value = wf_metric.value + EXCLUDED.value",
-            [name, _key(labels), by],
+            [list(row) for row in rows],
         )
+
+
+def _histogram_rows(name: str, value: float, labels: dict[str, str]) -> list[Row]:
+    """One observation as rows: every cumulative bucket it falls in, +Inf, and the sum."""
+    rows = [(f"{name}:bucket", _key({**labels, "le": _le(b)}), 1.0) for b in BUCKETS[name] if value <= b]
+    rows.append((f"{name}:bucket", _key({**labels, "le": "+Inf"}), 1.0))
+    rows.append((f"{name}:sum", _key(labels), value))
+    return rows
 
 
 def increment(name: str, by: float = 1, **labels: str) -> None:
     if METRICS[name][1] != "counter":
         raise ValueError(f"{name} is not a counter")
-    _add(name, labels, by)
+    _write([(name, _key(labels), by)])
 
 
 def observe(name: str, value: float, **labels: str) -> None:
     """Record one observation in a histogram: its buckets, its sum and its count."""
     if METRICS[name][1] != "histogram":
         raise ValueError(f"{name} is not a histogram")
-    for bound in BUCKETS[name]:
-        if value <= bound:
-            _add(f"{name}:bucket", {**labels, "le": _le(bound)}, 1)
-    _add(f"{name}:bucket", {**labels, "le": "+Inf"}, 1)
-    _add(f"{name}:sum", labels, value)
+    _write(_histogram_rows(name, value, labels))
 
 
 # --------------------------------------------------------------------------- buffered, for the step path
@@ -123,22 +130,19 @@ _flusher: threading.Thread | None = None
 
 def count(name: str, by: float = 1, **labels: str) -> None:
     """A counter increment kept in the process until the next flush."""
-    _buffer(name, labels, by)
+    _buffer([(name, _key(labels), by)])
 
 
 def time_taken(name: str, seconds: float, **labels: str) -> None:
     """A histogram observation kept in the process until the next flush."""
-    for bound in BUCKETS[name]:
-        if seconds <= bound:
-            _buffer(f"{name}:bucket", {**labels, "le": _le(bound)}, 1)
-    _buffer(f"{name}:bucket", {**labels, "le": "+Inf"}, 1)
-    _buffer(f"{name}:sum", labels, seconds)
+    _buffer(_histogram_rows(name, seconds, labels))
 
 
-def _buffer(name: str, labels: dict[str, str], by: float) -> None:
+def _buffer(rows: list[Row]) -> None:
     global _flusher
     with _pending_lock:
-        _pending[(name, _key(labels))] += by
+        for name, key, amount in rows:
+            _pending[(name, key)] += amount
         # In-process runs (tests) flush when /metrics is read, on the reader's connection.
         if conf.get("ENQUEUE") and (_flusher is None or not _flusher.is_alive()):
             _flusher = threading.Thread(target=_flush_forever, name="workflows-metrics", daemon=True)
@@ -162,12 +166,7 @@ def flush(*, quiet: bool = False) -> None:
     if not batch:
         return
     try:
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO wf_metric (name, labels, value) VALUES (%s, %s, %s) "
-                "ON CONFLICT (name, labels) DO UPDATE SET value = wf_metric.value + EXCLUDED.value",
-                [[name, labels, amount] for (name, labels), amount in batch],
-            )
+        _write([(name, labels, amount) for (name, labels), amount in batch])
     except Exception:  # noqa: BLE001 - metrics never break the work; the counts are kept for the next try
         with _pending_lock:
             for key, amount in batch:
