@@ -78,3 +78,12 @@ def test_a_version_with_only_finished_instances_is_drained():
     states = {(r["workflow"], r["version"]): r for r in list_versions()}
     assert states[("t-counter", "old")]["state"] == "drained"
     assert states[("t-counter", "old")]["unfinished"] == 0
+
+
+def test_a_reader_folds_the_deltas_when_no_dispatcher_has_for_a_while(monkeypatch):
+    monkeypatch.setattr(status_counts, "COMPACT_READ_THRESHOLD", 3)
+    a_busy_history()
+    assert StatusDelta.objects.count() > 3
+    assert shown() == counted_directly()
+    assert not StatusDelta.objects.exists(), "folded by the reader"
+    assert shown() == counted_directly()
