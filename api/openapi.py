@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 STATUSES = list(Status.values)
 NAME = {"type": "string", "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9-_]*$", "maxLength": 100}
 TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
+# A bulk job filter's text fields, as workflows.InstanceFilter checks them.
+FILTER_TEXT = {"type": ["string", "null"], "maxLength": 256, "pattern": "^[^\\u0000]*$"}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 ERROR_VALUE = {
@@ -88,12 +90,12 @@ SCHEMAS = {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "workflow": {"type": ["string", "null"]},
+                    "workflow": FILTER_TEXT,
                     "status": {"enum": [*STATUSES, None]},
                     "statuses": {"type": ["array", "null"], "items": {"enum": STATUSES}},
                     "created_after": NULLABLE_TIME,
                     "created_before": NULLABLE_TIME,
-                    "id_prefix": {"type": ["string", "null"]},
+                    "id_prefix": FILTER_TEXT,
                     "attributes": {
                         "type": ["object", "null"],
                         "maxProperties": 10,
@@ -105,9 +107,9 @@ SCHEMAS = {
                             "pattern": "^[^\\u0000]*$",
                         },
                     },
-                    "failed_step": {"type": ["string", "null"], "pattern": "^[^\\u0000]*$"},
-                    "error_name": {"type": ["string", "null"], "pattern": "^[^\\u0000]*$"},
-                    "version": {"type": ["string", "null"], "pattern": "^[^\\u0000]*$"},
+                    "failed_step": FILTER_TEXT,
+                    "error_name": FILTER_TEXT,
+                    "version": FILTER_TEXT,
                 },
             },
             "output": {"description": "resolve: the output every instance's failed step gets"},
