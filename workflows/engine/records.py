@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
+from workflows.engine.bridge import Deferred, absorbs
 from workflows.engine.leases import (
     Lease,
     LeaseLost,
@@ -27,6 +28,9 @@ from workflows.engine.rows import StepKey, StepRow
 from workflows.models import Attempt, Instance, Step
 from workflows.states import StepStatus
 
+if TYPE_CHECKING:
+    from workflows.engine.bridge import DatabaseBridge
+
 
 def _step_row(lease: Lease | StepLease, row_id: int) -> QuerySet[Step]:
     """The step's row, fenced on the step lease when a fan-out worker writes it."""
@@ -39,6 +43,7 @@ def update_step(lease: Lease | StepLease, row_id: int, **changes: Any) -> None:
         raise LeaseLost()
 
 
+@absorbs
 def begin_attempt(
     lease: Lease | StepLease,
     key: StepKey,
@@ -48,20 +53,20 @@ def begin_attempt(
     now: datetime,
     *,
     steal: bool = False,
+    deferred: Deferred | None = None,
 ) -> StepRow:
     """Record that an attempt of a step.do starts, before user code runs.
 
     Committing this first is what lets a crash mid-attempt be seen and counted. The first
     attempt of a new step is one autocommitted statement that carries its own lease check
-    (the hot path); retries, stolen and fan-out steps take a short transaction. With
+    (the hot path), and commits the previous step's deferred result with it
+    (``defer_success``); retries, stolen and fan-out steps take a short transaction. With
     ``steal`` the step must still be queued for another worker, and is taken back from it.
     """
-    kind, name, occurrence = key
     if row is None and isinstance(lease, Lease):
-        step_id = _insert_step_fenced(lease, key, seq, config, now)
-        return StepRow(
-            step_id, kind, name, occurrence, seq, StepStatus.RUNNING, config=config, attempts=1, attempt_started_at=now
-        )
+        return _begin_new_step(lease, key, seq, config, now, deferred)
+    if deferred is not None:
+        deferred.write()
     with transaction.atomic():
         fence(lease, now, check_pause=True)
         if steal:
@@ -88,35 +93,107 @@ def begin_attempt(
     return row
 
 
-def _insert_step_fenced(lease: Lease, key: StepKey, seq: int, config: dict, now: datetime) -> int:
-    """INSERT the step only while we hold the lease and no pause is asked; else say which."""
+def _begin_new_step(
+    lease: Lease, key: StepKey, seq: int, config: dict, now: datetime, deferred: Deferred | None
+) -> StepRow:
+    if deferred is not None and deferred.fn is attempt_succeeded:
+        step_id = _succeed_and_insert(deferred, lease, key, seq, config, now)
+    else:
+        if deferred is not None:
+            deferred.write()
+        step_id = _insert_step_fenced(lease, key, seq, config, now)
     kind, name, occurrence = key
+    return StepRow(
+        step_id, kind, name, occurrence, seq, StepStatus.RUNNING, config=config, attempts=1, attempt_started_at=now
+    )
+
+
+def _insert_step_sql(condition: str) -> str:
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    sql = (
+    return (
         "INSERT INTO wf_step (instance_id, run_number, kind, name, occurrence, seq, status, config, attempts, "
         f"started_at, attempt_started_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s{cast}, 1, %s, %s "
-        f"WHERE {lease_check_sql(pause=True)} RETURNING id"
+        f"WHERE {condition} RETURNING id"
     )
-    params: list[Any] = [
+
+
+def _insert_step_params(lease: Lease, key: StepKey, seq: int, config: dict, now: datetime) -> list[Any]:
+    kind, name, occurrence = key
+    return [
         lease.pk, lease.run_number, kind, name, occurrence, seq, StepStatus.RUNNING, json.dumps(config), now, now,
+        lease.pk, lease.token, False,
     ]  # fmt: skip
+
+
+def _insert_step_fenced(lease: Lease, key: StepKey, seq: int, config: dict, now: datetime) -> int:
+    """INSERT the step only while we hold the lease and no pause is asked; else say which."""
+    step_id = _try_insert_step(lease, key, seq, config, now)
+    if step_id is None:
+        raise lease_lost_or_paused(lease)
+    return step_id
+
+
+def _try_insert_step(lease: Lease, key: StepKey, seq: int, config: dict, now: datetime) -> int | None:
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, lease.pk, lease.token, False])
+        cursor.execute(_insert_step_sql(lease_check_sql(pause=True)), _insert_step_params(lease, key, seq, config, now))
         found = cursor.fetchone()
-    if found:
-        return found[0]
+    return found[0] if found else None
+
+
+def _succeed_and_insert(deferred: Deferred, lease: Lease, key: StepKey, seq: int, config: dict, now: datetime) -> int:
+    """The previous step's result and this step's start in one commit.
+
+    PostgreSQL: one statement (the UPDATE in a WITH clause; both parts see one snapshot, so
+    both or neither pass the lease check; only a pause asked in between stops the INSERT).
+    SQLite: both statements in one transaction. Either way a pause keeps the result.
+    """
+    done_lease, row, result_text, ended_at = deferred.args
+    assert done_lease is lease
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            deferred.write()  # LeaseLost: nothing is written
+            step_id = _try_insert_step(lease, key, seq, config, now)
+    else:
+        sql = f"WITH done AS ({_SUCCESS_SQL} RETURNING id) " + _insert_step_sql(
+            f"EXISTS (SELECT 1 FROM done) AND {lease_check_sql(pause=True)}"
+        )
+        success_params = [StepStatus.SUCCEEDED, result_text, ended_at, row.id, lease.pk, lease.token]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*success_params, *_insert_step_params(lease, key, seq, config, now)])
+            found = cursor.fetchone()
+        step_id = found[0] if found else None
+    if step_id is not None:
+        return step_id
+    # Nothing started: the lease is gone (nothing written) or a pause was asked (the result was).
     raise lease_lost_or_paused(lease)
+
+
+def defer_success(bridge: DatabaseBridge, lease: Lease | StepLease, row: StepRow, result_text: str, now: datetime) -> bool:
+    """Hand the step's result to the bridge to commit with the next write; False when it must
+    be written now (a fan-out worker's step, or the first success after a worker crash)."""
+    if not isinstance(lease, Lease) or lease.crashes:
+        return False
+    _succeeded(row, result_text)
+    bridge.defer(attempt_succeeded, lease, row, result_text, now)
+    return True
+
+
+def _succeeded(row: StepRow, result_text: str) -> None:
+    row.status = StepStatus.SUCCEEDED
+    row.result = result_text
+
+
+_SUCCESS_SQL = (
+    "UPDATE wf_step SET status = %s, result = %s, ended_at = %s, lease_token = NULL "
+    f"WHERE id = %s AND {lease_check_sql()}"
+)
 
 
 def attempt_succeeded(lease: Lease | StepLease, row: StepRow, result_text: str, now: datetime) -> None:
     """Store the step's result: one autocommitted, lease-checked UPDATE on the hot path."""
     if isinstance(lease, Lease):
-        sql = (
-            "UPDATE wf_step SET status = %s, result = %s, ended_at = %s, lease_token = NULL "
-            f"WHERE id = %s AND {lease_check_sql()}"
-        )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [StepStatus.SUCCEEDED, result_text, now, row.id, lease.pk, lease.token])
+            cursor.execute(_SUCCESS_SQL, [StepStatus.SUCCEEDED, result_text, now, row.id, lease.pk, lease.token])
             if cursor.rowcount != 1:
                 raise LeaseLost()
         if lease.crashes:
@@ -127,8 +204,7 @@ def attempt_succeeded(lease: Lease | StepLease, row: StepRow, result_text: str, 
         with transaction.atomic():
             fence(lease, now)
             update_step(lease, row.id, status=StepStatus.SUCCEEDED, result=result_text, ended_at=now, lease_token=None)
-    row.status = StepStatus.SUCCEEDED
-    row.result = result_text
+    _succeeded(row, result_text)
 
 
 def attempt_failed(

@@ -139,7 +139,7 @@ class InstanceRun:
         outcome, value = await replay.execute()
         try:
             return await self.conclude(replay, outcome, value)
-        except Abandon:
+        except (Abandon, LeaseLost):  # LeaseLost: a deferred step result found the lease gone
             return RunOutcome.ABANDONED
 
     async def conclude(self, replay: ReplayPass, outcome: str, value: Any) -> str:

@@ -151,10 +151,16 @@ class StepCall:
             except Exception as exc:  # noqa: BLE001 (the step's own failure: its retry rules decide)
                 delay = await self._after_failure(exc, traceback.format_exc())
             else:
-                await self.replay.store(records.attempt_succeeded, self.run.lease, self.row, text, clock.now())
+                await self._store_success(text)
                 return decode(text)
             if delay > 0:
                 return await self.wait_for_retry()
+
+    async def _store_success(self, text: str) -> None:
+        """Commit the result, with the next write when it can wait for one (``records.defer_success``)."""
+        assert self.row is not None
+        if self.run.dry or not records.defer_success(self.run.bridge, self.run.lease, self.row, text, clock.now()):
+            await self.replay.store(records.attempt_succeeded, self.run.lease, self.row, text, clock.now())
 
     async def _begin_attempt(self, *, steal: bool) -> StepContext:
         """Commit the attempt's start; returns the context its callback gets."""
