@@ -8,10 +8,11 @@ nothing until the dispatcher finds them due (``workflows.timers``).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Value, When
 
 from workflows import conf, metrics
@@ -96,21 +97,19 @@ def finish(
 
 
 def _finish(lease: Lease, now: datetime, output_text: str | None, error: dict[str, Any] | None) -> None:
+    """One fenced UPDATE, in SQL: it ends every instance, and the ORM took longer to build it than to run it."""
     status = Status.ERRORED if error is not None else Status.COMPLETE
-    updated = Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(
-        status=status,
-        output=output_text,
-        error=error,
-        ended_at=now,
-        wake_at=None,
-        due_at=None,
-        lease_token=None,
-        lease_until=None,
-        pause_requested=False,
-        updated_at=now,
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"UPDATE wf_instance SET status = %s, output = %s, error = %s{cast}, ended_at = %s, wake_at = NULL, "
+        "due_at = NULL, lease_token = NULL, lease_until = NULL, pause_requested = %s, updated_at = %s "
+        "WHERE id = %s AND lease_token = %s"
     )
-    if not updated:
-        raise LeaseLost()
+    error_text = None if error is None else json.dumps(error)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [status, output_text, error_text, now, False, now, lease.pk, lease.token])
+        if cursor.rowcount != 1:
+            raise LeaseLost()
 
 
 def fail_crash_loop(lease: Lease, crashes: int, now: datetime, workflow: str = "") -> None:
