@@ -30,7 +30,7 @@ from workflows.models import Event, Instance, Step
 from workflows.notifications import resume_timers
 from workflows.repairs import InstanceRepairs
 from workflows.states import FINISHED, Status, StepKind, StepStatus
-from workflows.timers import kick, shift_timers, wake_now
+from workflows.timers import kick, kick_some, shift_timers, wake, wake_now
 from workflows.validation import check_event_type, check_instance_id
 from workflows.values import decode, encode_limited, register_type
 from workflows.versions import version_of
@@ -157,8 +157,7 @@ class WorkflowHandle:
             audit.record_many("create", self.name, [i.instance_id for i in created], details)
             if created:
                 metrics.count("workflows_instances_started", len(created), workflow=self.name)
-            for instance in created:
-                kick(instance.pk)
+            kick_some([instance.pk for instance in created])
         return [InstanceHandle(self.name, i.instance_id, i.pk) for i in created]
 
     @staticmethod
@@ -375,7 +374,7 @@ class InstanceHandle(InstanceRepairs):
                 changes.update(wake_now(now))
             Instance.objects.filter(pk=self._pk).update(**changes)
             if awaited:
-                kick(self._pk)
+                wake(self._pk)
         return True
 
 

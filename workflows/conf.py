@@ -33,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     # A worker hands an instance back to the queue after running it this long, at the
     # next step boundary, so one busy instance cannot hold a worker forever.
     "RUN_SLICE_SECONDS": 300,
+    # After the instance it was kicked for, a worker keeps taking runnable instances from
+    # the table for this long (engine.backlog), instead of one queue round trip each.
+    "BACKLOG_SECONDS": 1.0,
+    # How many kicks create_batch sends for a batch (each engages one worker process).
+    "KICKS_PER_BATCH": 16,
     # How long a stopping worker waits for running steps before killing its processes.
     "SHUTDOWN_GRACE_SECONDS": 30,
     # Finished instances are kept this long (decision 8).

@@ -35,7 +35,7 @@ from workflows.delegations import active_delegators
 from workflows.errors import NotSerialisable, ValueTooLarge, WorkflowError
 from workflows.models import ApprovalApprover, ApprovalDecision, ApprovalRequest, Instance, Notification
 from workflows.states import DECIDED, FINISHED, ApprovalStatus, Status, StepStatus
-from workflows.timers import kick, wake_now
+from workflows.timers import wake, wake_now
 from workflows.values import decode, encode, encode_limited
 
 COMMENT_MAX = 2000
@@ -544,7 +544,7 @@ def wake_instance(instance_pk: int, now: datetime) -> None:
         changes.update(wake_now(now))
     Instance.objects.filter(pk=instance_pk).update(**changes)
     if instance.status == Status.WAITING:
-        kick(instance_pk)
+        wake(instance_pk)
 
 
 # --------------------------------------------------------------------------- images

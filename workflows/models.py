@@ -73,6 +73,10 @@ class Instance(models.Model):
         ]
         indexes = [
             models.Index(fields=["due_at"], name="wf_instance_due", condition=models.Q(due_at__isnull=False)),
+            # The runnable backlog a worker takes from after its instance (engine.backlog).
+            models.Index(
+                fields=["wake_at"], name="wf_instance_runnable", condition=models.Q(status__in=["queued", "waiting"])
+            ),
             models.Index(fields=["workflow_name", "status", "-created_at"], name="wf_instance_list"),
             models.Index(fields=["-created_at"], name="wf_instance_created"),
             models.Index(fields=["parent_workflow", "parent_instance_id"], name="wf_instance_parent"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from workflows import clock, conf
+from workflows.engine.backlog import work_through
 from workflows.engine.bridge import DatabaseBridge
 from workflows.engine.control import RunOutcome
 from workflows.engine.leases import claim, claim_step, heartbeat
@@ -46,6 +47,14 @@ def advance(pk: int, *, renew_leases: bool = True, inline_callbacks: bool = Fals
     finally:
         if renew_leases:
             heartbeat.untrack(claimed.lease)
+
+
+def kicked(pk: int) -> str:
+    """The task behind a kick: advance instance ``pk``, then whatever else is runnable
+    (``engine.backlog``). Returns what happened to ``pk``."""
+    outcome = advance(pk)
+    work_through(advance)
+    return outcome
 
 
 def run_step(step_id: int) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Subquery, Value
 from django.db.models.expressions import Expression
 from django.db.models.functions import Coalesce
@@ -30,7 +30,8 @@ from workflows import conf
 from workflows.models import ApprovalRequest, Step
 from workflows.states import PENDING_STEP, ApprovalStatus
 
-ADVANCE_TASK = "workflows.tasks.advance"
+ADVANCE_TASK = "workflows.tasks.kicked"
+WAKE_CHANNEL = "workflows_wake"  # see workflows.engine.fast_lane
 STEP_TASK = "workflows.tasks.run_step"
 DELIVER_TASK = "workflows.tasks.deliver_notification"
 
@@ -46,8 +47,27 @@ def wake_now(now: datetime) -> dict[str, Any]:
 
 
 def kick(pk: int) -> None:
-    """Queue "advance instance ``pk``" for a worker. Call inside the transaction that made it runnable."""
+    """Queue "advance instance ``pk``" for a worker. Call inside the transaction that made it runnable.
+
+    The worker then carries on with other runnable instances (``engine.backlog``), so one
+    kick can serve many: ``kick_some`` for a batch.
+    """
     send(ADVANCE_TASK, pk, f"advance-{pk}")
+
+
+def wake(pk: int) -> None:
+    """Kick an instance that someone is waiting for (an event arrived). On PostgreSQL the
+    listening workers hear it at once as well (``engine.fast_lane``), ahead of the queue."""
+    if conf.get("ENQUEUE") and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, str(pk)])
+    kick(pk)
+
+
+def kick_some(pks: list[int]) -> None:
+    """Kicks for a batch of new instances: a few, each of which works through the backlog."""
+    for pk in pks[: conf.get("KICKS_PER_BATCH")]:
+        kick(pk)
 
 
 def kick_step(step_id: int) -> None:

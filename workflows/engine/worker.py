@@ -3,7 +3,9 @@
 - a django-q2 cluster (its own sentinel, pusher, monitor and N worker processes) that
   executes "advance instance N" tasks;
 - the dispatcher, in this process, which kicks instances whose timers are due, whose
-  worker died (expired lease), or whose kick was lost.
+  worker died (expired lease), or whose kick was lost;
+- the fast lane, a thread of this process that runs an instance an event just woke
+  without waiting for the queue (PostgreSQL; ``engine.fast_lane``).
 
 SIGTERM or SIGINT stops it cleanly: the dispatcher stops, every worker hands its instance
 back at the next step boundary (a step already running finishes first), then the cluster
@@ -30,6 +32,7 @@ from django.db import connections
 from workflows import conf
 from workflows.engine import control
 from workflows.engine.dispatcher import run_dispatcher
+from workflows.engine.fast_lane import FastLane
 
 if TYPE_CHECKING:
     from django_q.cluster import Cluster
@@ -65,11 +68,14 @@ def run_worker(workers: int | None = None) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     cluster.start()
+    fast_lane = FastLane(stop)
+    fast_lane.start()
     log.info("worker: %d worker processes started; dispatcher running", Conf.WORKERS)
     try:
         run_dispatcher(stop)
     finally:
         shut_down(cluster, conf.get("SHUTDOWN_GRACE_SECONDS"))
+        fast_lane.join(conf.get("SHUTDOWN_GRACE_SECONDS"))
         try:
             from workflows.health import forget
 
