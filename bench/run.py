@@ -17,7 +17,7 @@ import platform
 import sys
 import time
 
-FIGURES = ["step_overhead", "linearity", "memory", "throughput", "wakeups", "fanout", "scaleout"]
+FIGURES = ["step_overhead", "linearity", "memory", "throughput", "wakeups", "fanout", "scaleout", "floors"]
 QUICK = {
     "linearity": {"sizes": (100, 1000)},
     "memory": {"instances": 10, "steps": 200},
