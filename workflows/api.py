@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
-from workflows import attributes, audit, clock, conf, metrics, tracing
+from workflows import attributes, audit, clock, conf, delivery, metrics, tracing
 from workflows.definition import lookup, registered
 from workflows.error_records import public_error
 from workflows.errors import (
@@ -29,7 +28,7 @@ from workflows.lineage import parent_columns
 from workflows.models import Event, Instance, Step
 from workflows.notifications import resume_timers
 from workflows.repairs import InstanceRepairs
-from workflows.states import FINISHED, Status, StepKind, StepStatus
+from workflows.states import FINISHED, Status
 from workflows.timers import kick, kick_some, shift_timers, wake, wake_now
 from workflows.validation import check_event_type, check_instance_id
 from workflows.values import decode, encode_limited, register_type
@@ -346,34 +345,21 @@ class InstanceHandle(InstanceRepairs):
         text = _encode_params(payload, what="event payload")
         now = clock.now()
         with transaction.atomic():
-            instance = self._row(lock=True)
+            locked = delivery.lock_instance(self._pk)
+            if locked is None:
+                raise InstanceNotFound(f"instance {self.id!r} of workflow {self.workflow_name!r} no longer exists")
+            status, workflow_name, instance_id, trace_context = locked
             if (
                 idempotency_key is not None
                 and Event.objects.filter(instance_id=self._pk, idempotency_key=idempotency_key).exists()
             ):
                 return False
-            if instance.status in FINISHED:
-                raise InvalidState(f"cannot send an event to instance {self.id!r}: it is {instance.status}")
-            Event.objects.create(
-                instance_id=self._pk,
-                type=type,
-                payload=text,
-                created_at=now,
-                idempotency_key=idempotency_key,
-                trace_context=tracing.sending(instance, type),
-            )
+            if status in FINISHED:
+                raise InvalidState(f"cannot send an event to instance {self.id!r}: it is {status}")
+            sender = Instance(workflow_name=workflow_name, instance_id=instance_id, trace_context=trace_context)
+            delivery.insert_event(self._pk, type, text, now, idempotency_key, tracing.sending(sender, type))
             self._audit("send_event", now, type=type, payload_bytes=len(text))
-            awaited = (
-                instance.status == Status.WAITING
-                and Step.objects.filter(
-                    instance_id=self._pk, kind=StepKind.WAIT, status=StepStatus.WAITING, event_type=type
-                ).exists()
-            )
-            changes = {"events_version": F("events_version") + 1, "updated_at": now}
-            if awaited:
-                changes.update(wake_now(now))
-            Instance.objects.filter(pk=self._pk).update(**changes)
-            if awaited:
+            if delivery.note_event(self._pk, type, now):
                 wake(self._pk)
         return True
 
