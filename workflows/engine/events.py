@@ -3,7 +3,8 @@
 Events are rows (``send_event`` in the public API inserts them and wakes the instance).
 A wait takes the oldest buffered event of its type that arrived no later than its
 deadline (FIFO per type): one fenced ``UPDATE ... RETURNING`` marks it consumed by the
-step, in the same transaction as the step's result, so an event is consumed once and never
+step. The step's result follows with the worker's next write; until it is stored, a
+replay of the wait takes that same event again, so an event is consumed once and never
 lost. Once the deadline has passed with no such event the wait fails for good, so a
 timed-out wait never consumes a later event. An event racing with parking is caught by
 ``parking.park`` (``events_version``).
@@ -40,14 +41,15 @@ def receive_event(
     if row is None:
         row = _insert_wait_fenced(lease, key, seq, event_type, deadline, now)
     if take_events:
-        with transaction.atomic():
-            taken = _take_event_fenced(lease, row.id, event_type, deadline, now)
-            if taken is not None:
-                payload, created_at, row.sender = taken
-                row.result = encode({"type": event_type, "payload": decode(payload), "timestamp": created_at})
-                row.status = StepStatus.SUCCEEDED
-                Step.objects.filter(pk=row.id).update(status=row.status, result=row.result, ended_at=now)
-                return row
+        taken = _take_event_fenced(lease, row.id, event_type, deadline, now)
+        if taken is not None:
+            # The event is this step's now; the caller stores the step's result (deferred,
+            # with the next write: ``records.store_result``). Until then a replay takes the
+            # same event again, so it is neither lost nor consumed by another wait.
+            payload, created_at, row.sender = taken
+            row.result = encode({"type": event_type, "payload": decode(payload), "timestamp": created_at})
+            row.status = StepStatus.SUCCEEDED
+            return row
     if deadline <= now:
         with transaction.atomic():
             fence(lease, now)
@@ -78,14 +80,17 @@ def _insert_wait_fenced(
 def _take_event_fenced(
     lease: Lease, step_id: int, event_type: str, deadline: datetime, now: datetime
 ) -> tuple[str, datetime, str] | None:
-    """Mark the oldest matching event consumed by the step; (payload, created_at, sender's traceparent) or None."""
+    """Mark the oldest matching event consumed by the step (one it already took first: its
+    result may not have been stored); (payload, created_at, sender's traceparent) or None."""
     sql = (
-        "UPDATE wf_event SET consumed_at = %s, consumed_by_id = %s WHERE id = ("
-        " SELECT id FROM wf_event WHERE instance_id = %s AND type = %s AND consumed_at IS NULL AND created_at <= %s"
-        f" ORDER BY id LIMIT 1) AND {lease_check_sql()} RETURNING payload, created_at, trace_context"
+        "UPDATE wf_event SET consumed_at = COALESCE(consumed_at, %s), consumed_by_id = %s WHERE id = ("
+        " SELECT id FROM wf_event WHERE instance_id = %s AND type = %s AND created_at <= %s"
+        " AND (consumed_at IS NULL OR consumed_by_id = %s)"
+        f" ORDER BY CASE WHEN consumed_by_id = %s THEN 0 ELSE 1 END, id LIMIT 1) AND {lease_check_sql()}"
+        " RETURNING payload, created_at, trace_context"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, step_id, lease.pk, event_type, deadline, lease.pk, lease.token])
+        cursor.execute(sql, [now, step_id, lease.pk, event_type, deadline, step_id, step_id, lease.pk, lease.token])
         found = cursor.fetchone()
     if found is None:
         if not Instance.objects.filter(pk=lease.pk, lease_token=lease.token).exists():

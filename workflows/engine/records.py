@@ -96,7 +96,7 @@ def begin_attempt(
 def _begin_new_step(
     lease: Lease, key: StepKey, seq: int, config: dict, now: datetime, deferred: Deferred | None
 ) -> StepRow:
-    if deferred is not None and deferred.fn is attempt_succeeded:
+    if deferred is not None and deferred.fn in (attempt_succeeded, store_result):
         step_id = _succeed_and_insert(deferred, lease, key, seq, config, now)
     else:
         if deferred is not None:
@@ -168,7 +168,9 @@ def _succeed_and_insert(deferred: Deferred, lease: Lease, key: StepKey, seq: int
     raise lease_lost_or_paused(lease)
 
 
-def defer_success(bridge: DatabaseBridge, lease: Lease | StepLease, row: StepRow, result_text: str, now: datetime) -> bool:
+def defer_success(
+    bridge: DatabaseBridge, lease: Lease | StepLease, row: StepRow, result_text: str, now: datetime
+) -> bool:
     """Hand the step's result to the bridge to commit with the next write; False when it must
     be written now (a fan-out worker's step, or the first success after a worker crash)."""
     if not isinstance(lease, Lease) or lease.crashes:
@@ -189,13 +191,19 @@ _SUCCESS_SQL = (
 )
 
 
+def store_result(lease: Lease, row: StepRow, result_text: str, now: datetime) -> None:
+    """The step succeeded with ``result_text``: one autocommitted, lease-checked UPDATE."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SUCCESS_SQL, [StepStatus.SUCCEEDED, result_text, now, row.id, lease.pk, lease.token])
+        if cursor.rowcount != 1:
+            raise LeaseLost()
+    _succeeded(row, result_text)
+
+
 def attempt_succeeded(lease: Lease | StepLease, row: StepRow, result_text: str, now: datetime) -> None:
-    """Store the step's result: one autocommitted, lease-checked UPDATE on the hot path."""
+    """Store a step.do's result: one autocommitted, lease-checked UPDATE on the hot path."""
     if isinstance(lease, Lease):
-        with connection.cursor() as cursor:
-            cursor.execute(_SUCCESS_SQL, [StepStatus.SUCCEEDED, result_text, now, row.id, lease.pk, lease.token])
-            if cursor.rowcount != 1:
-                raise LeaseLost()
+        store_result(lease, row, result_text, now)
         if lease.crashes:
             # The step survived: the crash-loop counter starts again.
             Instance.objects.filter(pk=lease.pk, lease_token=lease.token).update(worker_crashes=0)

@@ -89,6 +89,8 @@ async def wait_for_event(replay: ReplayPass, name: str, event_type: str, timeout
     )  # fmt: skip
     run.steps[key] = row
     if row.status == StepStatus.SUCCEEDED:
+        # The event is taken; the result rides with the next write (see engine.events).
+        run.bridge.defer(records.store_result, run.lease, row, row.result, now)
         tracing.waited(
             run, "wait_for_event", name, row.started_at or now, now, link_to=row.sender, event_type=event_type
         )
