@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "BACKLOG_SECONDS": 1.0,
     # How many kicks create_batch sends for a batch (each engages one worker process).
     "KICKS_PER_BATCH": 16,
+    # An event's kick waits this long in the queue, so that a worker's fast lane (which
+    # heard the event at once) can take it instead (engine.fast_lane; PostgreSQL).
+    "FAST_LANE_HEAD_START_SECONDS": 0.02,
     # How long a stopping worker waits for running steps before killing its processes.
     "SHUTDOWN_GRACE_SECONDS": 30,
     # Finished instances are kept this long (decision 8).

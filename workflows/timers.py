@@ -18,6 +18,7 @@ the dispatcher); it imports nothing of the engine.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,13 +56,33 @@ def kick(pk: int) -> None:
     send(ADVANCE_TASK, pk, f"advance-{pk}")
 
 
+# Set while a wake-up's kick is queued: the queue row becomes visible only this many
+# seconds later, so that a listening worker (``engine.fast_lane``) can take the wake-up
+# first and delete the row. The broker records the row it queued in QUEUED_ROW.
+HEAD_START: ContextVar[float] = ContextVar("workflows_kick_head_start", default=0.0)
+QUEUED_ROW: ContextVar[int | None] = ContextVar("workflows_kick_queued_row", default=None)
+
+
 def wake(pk: int) -> None:
-    """Kick an instance that someone is waiting for (an event arrived). On PostgreSQL the
-    listening workers hear it at once as well (``engine.fast_lane``), ahead of the queue."""
-    if conf.get("ENQUEUE") and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, str(pk)])
-    kick(pk)
+    """Kick an instance that someone is waiting for (an event arrived).
+
+    On PostgreSQL the listening workers also hear it at once (``engine.fast_lane``), with
+    the kick's queue row in the notification: the one that deletes the row runs the
+    instance, and the kick, held back ``FAST_LANE_HEAD_START_SECONDS``, goes to a worker
+    process only when no listener took it (none runs, or all are busy).
+    """
+    if not conf.get("ENQUEUE") or connection.vendor != "postgresql":
+        kick(pk)
+        return
+    held_back = HEAD_START.set(conf.get("FAST_LANE_HEAD_START_SECONDS") if conf.get("BROKER") == "database" else 0.0)
+    QUEUED_ROW.set(None)
+    try:
+        kick(pk)
+    finally:
+        HEAD_START.reset(held_back)
+    row = QUEUED_ROW.get() if conf.get("BROKER") == "database" else None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, f"{pk}:{row or ''}"])
 
 
 def kick_some(pks: list[int]) -> None:

@@ -537,3 +537,20 @@ class Traced(Workflow):
             "start child", lambda: get_workflow("t-counter").create(id=f"child-{iid}", params={"steps": 1})
         )
         return [first, answer["payload"], child.id]
+
+
+class WakeThenRecord(Workflow):
+    """Waits for "go", then records (with the process that ran it) in a step that takes ``hold`` s."""
+
+    name = "t-wake-record"
+
+    async def run(self, event, step):
+        iid = event.instance_id
+        await step.wait_for_event("go", type="go", timeout="1h")
+
+        def after():
+            record(iid, "after")
+            time.sleep(event.payload.get("hold", 0))
+            return os.getpid()
+
+        return await step.do("after", after)

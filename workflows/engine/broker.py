@@ -6,20 +6,28 @@ with it on rollback. ``dequeue`` claims like the ORM broker; when the queue is e
 waits on ``LISTEN workflows_kick`` (a dedicated autocommit connection, opened lazily in
 the pusher process after the fork) rather than sleeping, with a timeout as a safety net
 for a missed notification. On SQLite it falls back to the ORM broker's short poll.
+
+A wake-up's kick is held back (``workflows.timers.wake``): its row becomes visible a few
+milliseconds later and sends no notification, so the pusher sleeps until it is due; by
+then a worker's fast lane has usually deleted it and run the instance itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import timedelta
 from time import sleep
 from typing import Any
 
 import psycopg
 from django.db import connection
+from django.db.models import Min
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
+
+from workflows.timers import HEAD_START, QUEUED_ROW
 
 log = logging.getLogger("workflows.broker")
 CHANNEL = "workflows_kick"
@@ -32,19 +40,33 @@ class NotifyingORM(ORM):
         self._listener: psycopg.Connection[Any] | None = None
 
     def enqueue(self, task: str) -> int:
-        pk = super().enqueue(task)
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+        held_back = HEAD_START.get()
+        if not held_back:
+            pk = super().enqueue(task)
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+            return pk
+        # A wake-up's kick (workflows.timers.wake): visible later, and nobody is woken for it.
+        lock = timezone.now() + timedelta(seconds=held_back)
+        pk = self.get_connection().create(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=lock).pk
+        QUEUED_ROW.set(pk)
         return pk
 
     def dequeue(self) -> list[tuple[int, str]] | None:
         claimed = self._claim()
         if claimed:
             return claimed
-        if not self._wait_for_notification():
+        if connection.vendor != "postgresql" or not self._wait_for_notification(self._until_next_visible()):
             sleep(Conf.POLL)
         return None
+
+    def _until_next_visible(self) -> float:
+        """Seconds until a held-back row becomes visible (at most WAIT_SECONDS)."""
+        soonest = self.get_connection().filter(key=self.list_key, lock__gt=timezone.now()).aggregate(m=Min("lock"))["m"]
+        if soonest is None:
+            return WAIT_SECONDS
+        return max(0.001, min(WAIT_SECONDS, (soonest - timezone.now()).total_seconds()))
 
     def _claim(self) -> list[tuple[int, str]]:
         """The ORM broker's claim: a compare-and-set on ``lock`` per row (another cluster may win)."""
@@ -55,14 +77,12 @@ class NotifyingORM(ORM):
                 claimed.append((row.pk, row.payload))
         return claimed
 
-    def _wait_for_notification(self) -> bool:
-        if connection.vendor != "postgresql":
-            return False
+    def _wait_for_notification(self, timeout: float) -> bool:
         try:
             if self._listener is None or self._listener.closed:
                 self._listener = psycopg.connect(**connection.get_connection_params(), autocommit=True)
                 self._listener.execute(f"LISTEN {CHANNEL}")
-            for _ in self._listener.notifies(timeout=WAIT_SECONDS, stop_after=1):
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
                 pass
             return True
         except psycopg.Error:

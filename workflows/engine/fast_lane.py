@@ -1,15 +1,17 @@
 """Wake-ups without a queue hop: the worker tree's own process hears the event and runs it.
 
 On PostgreSQL, ``send_event`` (and a decision, which is an event) notifies the channel
-``workflows_wake`` with the instance's pk (``workflows.timers.wake``), in the transaction that made it runnable, so
-the notification arrives exactly when the change is visible. Every ``workflows worker``
-listens on that channel in a thread of its main process and advances the instance at once,
-on its own connection, instead of waiting for django-q2's pusher to hand a task to a worker
-process (about half the latency of a wake-up; see bench/README.md).
+``workflows_wake`` in the transaction that made the instance runnable (so it arrives
+exactly when the change is visible), with the instance's pk and the queue row of its kick
+(``workflows.timers.wake``). Every ``workflows worker`` listens in a thread of its main
+process. A listener with a free runner deletes the kick's row (the first to do so among
+all trees owns the wake-up) and advances the instance on its own connection at once,
+instead of django-q2's pusher handing a task to a worker process later. The kick is held
+back ``FAST_LANE_HEAD_START_SECONDS`` for that; when no listener took it (none runs, or
+every runner is busy), it reaches a worker process as any kick does.
 
-The ordinary kick is still sent: when this thread is busy (one instance at a time) or no
-worker listens, a worker process takes the instance through the queue, and the claim makes
-sure only one of them runs it. Several trees all hear the notification; one claim wins.
+The runners are ``WORKERS`` threads: a burst of events is served in parallel, and a
+woken instance with a long step does not hold the lane.
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import psycopg
-from django.db import connection, connections
+from django.db import close_old_connections, connection, connections
+from django.utils import timezone
 
-from workflows.engine.control import draining
-from workflows.timers import WAKE_CHANNEL
+from workflows import conf
+from workflows.engine.control import RunOutcome, draining
+from workflows.timers import WAKE_CHANNEL, kick
 
 log = logging.getLogger("workflows.worker")
 
@@ -30,11 +37,14 @@ LISTEN_TIMEOUT_SECONDS = 1.0
 
 
 class FastLane(threading.Thread):
-    """The listening thread of one worker tree's main process."""
+    """The listening thread of one worker tree's main process, and its runners."""
 
     def __init__(self, stop: threading.Event) -> None:
         super().__init__(name="workflow-fast-lane", daemon=True)
         self.stop = stop
+        self.size = max(1, conf.get("WORKERS"))
+        self.runners = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="workflow-fast-lane-run")
+        self.free = threading.Semaphore(self.size)
 
     def run(self) -> None:
         if connection.vendor != "postgresql":
@@ -48,14 +58,54 @@ class FastLane(threading.Thread):
             finally:
                 connections.close_all()
 
-    def _listen(self) -> None:
-        from workflows.tasks import advance
+    def finish(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for the instances being run to hand back."""
+        deadline = time.monotonic() + timeout
+        self.join(timeout)
+        for _ in range(self.size):  # each runner gives its permit back once its instance is handed back
+            self.free.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        self.runners.shutdown(wait=False, cancel_futures=True)
 
+    def _listen(self) -> None:
         with psycopg.connect(**connection.get_connection_params(), autocommit=True) as listener:
             listener.execute(f"LISTEN {WAKE_CHANNEL}")
             while not self.stop.is_set():
                 for note in listener.notifies(timeout=LISTEN_TIMEOUT_SECONDS, stop_after=1):
                     if draining() or self.stop.is_set():
                         return
-                    with contextlib.suppress(ValueError):
-                        advance(int(note.payload))
+                    self._take(note.payload)
+
+    def _take(self, payload: str) -> None:
+        """Run the woken instance if a runner is free and this tree is first to its kick."""
+        pk_text, _, row_text = payload.partition(":")
+        with contextlib.suppress(ValueError):
+            pk, row = int(pk_text), int(row_text) if row_text else None
+            if not self.free.acquire(blocking=False):
+                return  # every runner is busy: the held-back kick will reach a worker process
+            if row is not None and not _withdraw_kick(row):
+                self.free.release()
+                return  # another tree's fast lane (or the queue) has it
+            self.runners.submit(self._advance, pk, row is not None)
+
+    def _advance(self, pk: int, withdrew_kick: bool) -> None:
+        from workflows.tasks import advance
+
+        try:
+            if advance(pk) == RunOutcome.NOT_CLAIMED and withdrew_kick:
+                # Not ours to run after all (say, pinned to another deployment's code):
+                # the kick we withdrew goes back to the queue.
+                kick(pk)
+        except Exception:  # the instance's due_at brings the dispatcher's kick if nobody else runs it
+            log.exception("fast lane: advancing instance %s failed", pk)
+        finally:
+            self.free.release()
+            close_old_connections()
+
+
+def _withdraw_kick(row: int) -> bool:
+    """Delete the kick's queue row unless the pusher already took it; True if we did."""
+    from django_q.models import OrmQ
+
+    # A held-back row's lock is a few ms ahead; one the pusher took is hours ahead.
+    not_taken = timezone.now() + timedelta(seconds=conf.get("FAST_LANE_HEAD_START_SECONDS") + 1)
+    return bool(OrmQ.objects.filter(pk=row, lock__lt=not_taken).delete()[0])

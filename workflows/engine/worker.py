@@ -75,7 +75,7 @@ def run_worker(workers: int | None = None) -> None:
         run_dispatcher(stop)
     finally:
         shut_down(cluster, conf.get("SHUTDOWN_GRACE_SECONDS"))
-        fast_lane.join(conf.get("SHUTDOWN_GRACE_SECONDS"))
+        fast_lane.finish(conf.get("SHUTDOWN_GRACE_SECONDS"))
         try:
             from workflows.health import forget
 

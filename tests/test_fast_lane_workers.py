@@ -1,0 +1,70 @@
+"""Wake-ups take the fast lane: the worker tree that hears an event runs the instance itself.
+
+On PostgreSQL an event notifies every ``workflows worker``; one with a free runner
+withdraws the event's held-back kick from the queue and advances the instance in its own
+process. When every runner is busy, the kick reaches a worker process as any kick does.
+Either way the step after the wait runs once.
+"""
+
+import pytest
+from django.db import connection
+
+from tests.testapp.ledger import count, read
+from workflows import get_workflow
+from workflows.testing import WorkerRunner
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY: PostgreSQL only"),
+]
+
+
+@pytest.fixture
+def runner(tmp_path, settings):
+    settings.WORKFLOWS = {**settings.WORKFLOWS, "ENQUEUE": True}
+    runner = WorkerRunner(tmp_path)
+    yield runner
+    runner.stop()
+
+
+def start_tree(runner):
+    """A worker tree, once its fast lane listens (before that, wake-ups take the queue)."""
+    tree = runner.start()
+
+    def listening():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN workflows_wake'")
+            return cursor.fetchone()[0] > 0
+
+    runner.wait(listening, "the fast lane to listen", 30)
+    return tree
+
+
+def waiting(runner, uid, n=1, hold=0):
+    handles = [get_workflow("t-wake-record").create(id=uid(), params={"hold": hold}) for _ in range(n)]
+    for handle in handles:
+        runner.wait(lambda h=handle: h.status()["status"] == "waiting", "the wait", 30)
+    return handles
+
+
+def test_an_event_runs_in_the_worker_trees_own_process(runner, uid):
+    tree = start_tree(runner)
+    (instance,) = waiting(runner, uid)
+    instance.send_event("go")
+    runner.wait(lambda: instance.status()["status"] == "complete", "the wake-up", 30)
+    assert instance.status()["output"] == tree.pid, "run by the tree's main process, not a queue worker"
+    assert count(instance.id, "after") == 1
+
+
+def test_when_every_runner_is_busy_the_kick_reaches_a_worker_process(runner, uid):
+    tree = start_tree(runner)  # 2 runners in the fast lane, 2 worker processes
+    instances = waiting(runner, uid, n=4, hold=2)
+    for instance in instances:
+        instance.send_event("go")
+    for instance in instances:
+        runner.wait(lambda i=instance: i.status()["status"] == "complete", "every wake-up", 60)
+    ran_in = [instance.status()["output"] for instance in instances]
+    assert ran_in.count(tree.pid) == 2, "two ran in the fast lane's two runners, two in worker processes"
+    assert [count(i.id, "after") for i in instances] == [1, 1, 1, 1], "each step ran once"
+    assert all(read(i.id, "after")[0]["pid"] == pid for i, pid in zip(instances, ran_in, strict=True))
