@@ -22,14 +22,16 @@ def run_inline(pk):
     return advance(pk, renew_leases=False, inline_callbacks=True)
 
 
-def test_a_worker_takes_the_runnable_instances_oldest_first(uid):
+def test_a_worker_takes_the_runnable_instances_oldest_first(uid, monkeypatch):
+    monkeypatch.setattr(backlog, "CANDIDATES", 2)
     created = []
     for _ in range(3):
         created.append(start("t-counter", {"steps": 1}, id=uid()))
         clock.advance(timedelta(seconds=1))
     taken = []
     assert backlog.work_through(lambda pk: taken.append(pk) or run_inline(pk)) == 3
-    assert taken == [row(i).pk for i in created]
+    oldest_two, newest = {row(i).pk for i in created[:2]}, row(created[2]).pk
+    assert set(taken[:2]) == oldest_two and taken[2] == newest  # in a shuffled order within a read
     assert {i.status()["status"] for i in created} == {"complete"}
 
 
@@ -51,7 +53,7 @@ def test_a_worker_whose_time_is_up_passes_the_rest_on_with_one_kick(uid, monkeyp
     monkeypatch.setattr(backlog, "kick", kicked.append)
     first, second = (start("t-counter", {"steps": 1}, id=uid()) for _ in range(2))
     assert backlog.work_through(run_inline, budget=0) == 0
-    assert kicked == [row(first).pk]
+    assert len(kicked) == 1 and kicked[0] in {row(first).pk, row(second).pk}
     assert (first.status()["status"], second.status()["status"]) == ("queued", "queued")
 
 

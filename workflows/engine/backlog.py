@@ -9,13 +9,15 @@ one per instance), and the kicks that arrive for instances already taken cost on
 that matches nothing.
 
 Claims stay the per-instance compare-and-set of ``engine.leases.claim``: two workers that
-pick the same candidate both try, one wins, the other moves on. Instances whose worker died
+pick the same candidate both try, one wins, the other moves on (each tries the oldest
+candidates in its own shuffled order, so they seldom collide). Instances whose worker died
 are left to the dispatcher (it counts the crash and kicks them); a worker that is stopping
 takes nothing more.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
@@ -29,13 +31,13 @@ from workflows.timers import kick
 CANDIDATES = 16  # read at once; another worker may take some of them first
 
 
-def runnable(limit: int = CANDIDATES) -> list[int]:
+def runnable(limit: int | None = None) -> list[int]:
     """The oldest instances with work a worker may take now (a dead worker's excepted)."""
     now = clock.now()
     return list(
         Instance.objects.filter(pinned(), status__in=[Status.QUEUED, Status.WAITING], wake_at__lte=now)
         .order_by("wake_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", flat=True)[: limit or CANDIDATES]
     )
 
 
@@ -52,6 +54,9 @@ def work_through(advance: Callable[[int], str], budget: float | None = None) -> 
         candidates = runnable()
         if not candidates:
             return claimed
+        # Workers reading the backlog at the same moment would all try the oldest first;
+        # in a shuffled order they mostly take different ones (still among the oldest).
+        random.shuffle(candidates)
         for pk in candidates:
             if time.monotonic() >= deadline or draining():
                 kick(pk)  # the rest is another task's (maybe another worker's)
