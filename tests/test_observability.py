@@ -157,3 +157,14 @@ def test_the_cli_prints_an_instance_trace_as_a_tree(traced):
     call_command("workflows", "trace", "t-memo", handle.id, stdout=out)
     text = out.getvalue()
     assert text.startswith("trace ") and "create t-memo" in text and "  run t-memo" in text and "step " in text
+
+
+def test_step_names_past_the_cardinality_limit_share_one_label(monkeypatch):
+    from workflows import metrics
+
+    monkeypatch.setattr(metrics, "MAX_STEP_LABELS", 2)
+    monkeypatch.setattr(metrics, "_step_labels", type(metrics._step_labels)(set))
+    labels = [metrics.step_label("loop", f"item {i}") for i in range(4)]
+    assert labels == ["item 0", "item 1", "(other)", "(other)"]
+    assert metrics.step_label("loop", "item 1") == "item 1", "a name already labelled keeps its label"
+    assert metrics.step_label("another", "item 9") == "item 9", "the limit is per workflow"

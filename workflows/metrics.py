@@ -15,8 +15,10 @@ dictionary update, not a query; a process killed with SIGKILL loses at most that
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -101,10 +103,25 @@ def _write(rows: list[Row]) -> None:
 
 def _histogram_rows(name: str, value: float, labels: dict[str, str]) -> list[Row]:
     """One observation as rows: every cumulative bucket it falls in, +Inf, and the sum."""
-    rows = [(f"{name}:bucket", _key({**labels, "le": _le(b)}), 1.0) for b in BUCKETS[name] if value <= b]
-    rows.append((f"{name}:bucket", _key({**labels, "le": "+Inf"}), 1.0))
-    rows.append((f"{name}:sum", _key(labels), value))
+    bucket_keys, sum_key = _histogram_keys(name, tuple(sorted(labels.items())))
+    rows: list[Row] = [(f"{name}:bucket", key, 1.0) for bound, key in bucket_keys if value <= bound]
+    rows.append((f"{name}:sum", sum_key, value))
     return rows
+
+
+@functools.lru_cache(maxsize=4096)
+def _histogram_keys(name: str, label_items: tuple[tuple[str, str], ...]) -> tuple[tuple[tuple[float, str], ...], str]:
+    """The row keys of a histogram's buckets (+Inf last) and of its sum, for one set of labels:
+    built once, as every step attempt observes one."""
+    # _key's JSON (sorted keys, compact), assembled from pairs encoded once: a new step name
+    # (a loop's f"item {i}") misses this cache every time, and ten json.dumps showed.
+    pairs = {key: f"{json.dumps(key)}:{json.dumps(value)}" for key, value in label_items if key != "le"}
+    order = sorted([*pairs, "le"])
+    keys = []
+    for bound in (*BUCKETS[name], math.inf):
+        pairs["le"] = f'"le":{json.dumps("+Inf" if bound == math.inf else _le(bound))}'
+        keys.append((bound, "{" + ",".join(pairs[key] for key in order) + "}"))
+    return tuple(keys), _key(dict(label_items))
 
 
 def increment(name: str, by: float = 1, **labels: str) -> None:
@@ -136,6 +153,25 @@ def count(name: str, by: float = 1, **labels: str) -> None:
 def time_taken(name: str, seconds: float, **labels: str) -> None:
     """A histogram observation kept in the process until the next flush."""
     _buffer(_histogram_rows(name, seconds, labels))
+
+
+# Step names become label values; a loop's f"item {i}" would make one series per item (and
+# one wf_metric row per bucket of each). Like OpenTelemetry's cardinality limit: past this
+# many distinct names for a workflow in a process, new ones are counted under OVERFLOW_STEP.
+MAX_STEP_LABELS = 1000
+OVERFLOW_STEP = "(other)"
+_step_labels: dict[str, set[str]] = defaultdict(set)
+
+
+def step_label(workflow: str, step: str) -> str:
+    """The ``step`` label for a step of ``workflow``: its name, unless too many names came before."""
+    seen = _step_labels[workflow]
+    if step in seen:
+        return step
+    if len(seen) >= MAX_STEP_LABELS:
+        return OVERFLOW_STEP
+    seen.add(step)
+    return step
 
 
 def _buffer(rows: list[Row]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import types
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -72,6 +73,11 @@ def _takes_argument(fn: Callable) -> bool:
 
 def takes_ctx(fn: Callable) -> bool:
     """Whether a step callback wants the StepContext (it has a required positional parameter)."""
+    if type(fn) is types.FunctionType:
+        # The common case (a def or a lambda, often a new closure per call) read straight
+        # from its code: what inspect.signature would say, without building a Signature.
+        code = fn.__code__
+        return bool(code.co_flags & inspect.CO_VARARGS) or code.co_argcount > len(fn.__defaults__ or ())
     try:
         return _takes_argument(fn)
     except TypeError:  # unhashable callable

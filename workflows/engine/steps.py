@@ -210,7 +210,8 @@ class StepCall:
             outcome = "succeeded"
             return value
         finally:
-            labels = {"workflow": self.run.instance.workflow_name, "step": self.name, "outcome": outcome}
+            workflow = self.run.instance.workflow_name
+            labels = {"workflow": workflow, "step": metrics.step_label(workflow, self.name), "outcome": outcome}
             metrics.time_taken("workflows_step_attempt_seconds", time.monotonic() - began, **labels)
 
     async def _attempt(self, ctx: StepContext) -> Any:
