@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from tests.helpers import row, start
-from workflows import clock, get_workflow, timers
+from workflows import clock, get_workflow, tasks, timers
 from workflows.engine import backlog
 from workflows.models import Instance
 from workflows.tasks import advance
@@ -23,16 +23,25 @@ def run_inline(pk):
 
 
 def test_a_worker_takes_the_runnable_instances_oldest_first(uid, monkeypatch):
-    monkeypatch.setattr(backlog, "CANDIDATES", 2)
+    monkeypatch.setattr(backlog, "CANDIDATES", 2)  # SQLite reads two at a time, shuffled
     created = []
     for _ in range(3):
         created.append(start("t-counter", {"steps": 1}, id=uid()))
         clock.advance(timedelta(seconds=1))
     taken = []
-    assert backlog.work_through(lambda pk: taken.append(pk) or run_inline(pk)) == 3
-    oldest_two, newest = {row(i).pk for i in created[:2]}, row(created[2]).pk
-    assert set(taken[:2]) == oldest_two and taken[2] == newest  # in a shuffled order within a read
+    real_claim = tasks.claim
+
+    def recording_claim(pk, now):
+        claimed = real_claim(pk, now)
+        if claimed is not None:
+            taken.append(claimed.lease.pk)
+        return claimed
+
+    monkeypatch.setattr(tasks, "claim", recording_claim)
+    assert backlog.work_through(run_inline) == 3
     assert {i.status()["status"] for i in created} == {"complete"}
+    pks = [row(i).pk for i in created]
+    assert set(taken[:2]) == set(pks[:2]) and taken[2] == pks[2], "the newest was taken last"
 
 
 def test_what_is_not_runnable_now_is_left_alone(uid):

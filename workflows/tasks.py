@@ -20,8 +20,10 @@ from workflows.engine.replay import InstanceRun
 log = logging.getLogger("workflows.engine")
 
 
-def advance(pk: int, *, renew_leases: bool = True, inline_callbacks: bool = False) -> str:
+def advance(pk: int | None, *, renew_leases: bool = True, inline_callbacks: bool = False) -> str:
     """Claim instance ``pk`` and run it as far as it can go now. Safe to call for any pk, any time.
+
+    ``pk`` None (PostgreSQL): the oldest runnable instance no other worker is claiming.
 
     ``inline_callbacks`` runs plain-function step callbacks on the calling thread, so they
     share its database connection and transaction (in-process test runs); steps then run

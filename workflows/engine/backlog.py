@@ -8,9 +8,11 @@ handful of queue round trips instead of one each (``create_batch`` sends a few k
 one per instance), and the kicks that arrive for instances already taken cost one claim
 that matches nothing.
 
-Claims stay the per-instance compare-and-set of ``engine.leases.claim``: two workers that
-pick the same candidate both try, one wins, the other moves on (each tries the oldest
-candidates in its own shuffled order, so they seldom collide). Instances whose worker died
+On PostgreSQL each claim is one statement that takes the oldest runnable instance no other
+worker is taking at that moment (``FOR UPDATE SKIP LOCKED``), so several workers, on
+several machines, never queue up behind each other's claims. On SQLite, whose writers
+queue up anyway, a worker reads a few candidates and claims each with the per-instance
+compare-and-set of ``engine.leases.claim``, in its own shuffled order. Instances whose worker died
 are left to the dispatcher (it counts the crash and kicks them); a worker that is stopping
 takes nothing more.
 """
@@ -20,6 +22,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+
+from django.db import connection
 
 from workflows import clock, conf
 from workflows.engine.control import RunOutcome, draining
@@ -41,7 +45,7 @@ def runnable(limit: int | None = None) -> list[int]:
     )
 
 
-def work_through(advance: Callable[[int], str], budget: float | None = None) -> int:
+def work_through(advance: Callable[[int | None], str], budget: float | None = None) -> int:
     """Advance runnable instances until none is left, the budget is spent or the worker stops.
 
     Returns how many this worker claimed. When the budget runs out with work left, one kick
@@ -49,6 +53,33 @@ def work_through(advance: Callable[[int], str], budget: float | None = None) -> 
     """
     budget = conf.get("BACKLOG_SECONDS") if budget is None else budget
     deadline = time.monotonic() + budget
+    if connection.features.has_select_for_update_skip_locked:
+        return _claim_in_turn(advance, deadline)
+    return _try_candidates(advance, deadline)
+
+
+def _claim_in_turn(advance: Callable[[int | None], str], deadline: float) -> int:
+    """PostgreSQL: each claim takes the oldest runnable instance nobody else is taking."""
+    claimed = 0
+    while not draining():
+        if time.monotonic() >= deadline:
+            _pass_on()
+            return claimed
+        if advance(None) == RunOutcome.NOT_CLAIMED:
+            return claimed
+        claimed += 1
+    return claimed
+
+
+def _pass_on() -> None:
+    """One kick for the rest (it is another task's now, maybe another worker's)."""
+    rest = runnable(1)
+    if rest:
+        kick(rest[0])
+
+
+def _try_candidates(advance: Callable[[int | None], str], deadline: float) -> int:
+    """SQLite (writers queue up anyway): read a few candidates, claim each in turn."""
     claimed = 0
     while not draining():
         candidates = runnable()

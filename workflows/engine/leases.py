@@ -89,8 +89,11 @@ def pinned() -> Q:
     return mine
 
 
-def claim(pk: int, now: datetime) -> Claim[Lease] | None:
+def claim(pk: int | None, now: datetime) -> Claim[Lease] | None:
     """Take the instance if it has work and nobody holds it; load its steps for replay.
+
+    ``pk`` None: the oldest runnable instance (queued, or waiting and due) that no other
+    worker is taking at this moment (PostgreSQL's ``SKIP LOCKED``; see ``engine.backlog``).
 
     Taking over a dead worker's lease counts a worker crash; the attempts it left running
     are recorded as failed so the step's retry rules apply. One round trip for a new
@@ -102,6 +105,7 @@ def claim(pk: int, now: datetime) -> Claim[Lease] | None:
     instance = _take(pk, token, until, now)
     if instance is None:
         return None
+    pk = instance.pk
     if instance.wake_at is not None and instance.worker_crashes == 0:
         # Due at wake_at (created, woken, retried): how long it waited for a worker.
         lag = max(0.0, (now - instance.wake_at).total_seconds())
@@ -123,7 +127,7 @@ def claim(pk: int, now: datetime) -> Claim[Lease] | None:
     return Claim(lease, instance, rows, max_seq)
 
 
-def _take(pk: int, token: str, until: datetime, now: datetime) -> Instance | None:
+def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instance | None:
     """The claiming compare-and-set, returning the claimed row: one UPDATE ... RETURNING.
 
     Written in SQL because it is the hottest statement there is, and building it with the
@@ -137,17 +141,25 @@ def _take(pk: int, token: str, until: datetime, now: datetime) -> Instance | Non
         "worker_crashes = worker_crashes + CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END, "
         "lease_token = %s, lease_until = %s, due_at = %s, started_at = COALESCE(started_at, %s), "
         "updated_at = %s, deployment = %s "
-        "WHERE id = %s AND (status = %s OR (status = %s AND wake_at <= %s) "
+        f"WHERE id = {'%s' if pk is not None else _NEXT_RUNNABLE + pinned_where + _NEXT_RUNNABLE_END} "
+        "AND (status = %s OR (status = %s AND wake_at <= %s) "
         f"OR (status IN (%s, %s) AND lease_until < %s)){pinned_where} RETURNING *"
     )
+    which = [pk] if pk is not None else [Status.QUEUED, Status.WAITING, now, *pinned_params]
     params = [
         Status.WAITING_FOR_PAUSE, Status.WAITING_FOR_PAUSE, Status.RUNNING,
         token, until, until, now, now, deployment(),
-        pk, Status.QUEUED, Status.WAITING, now, Status.RUNNING, Status.WAITING_FOR_PAUSE, now,
+        *which, Status.QUEUED, Status.WAITING, now, Status.RUNNING, Status.WAITING_FOR_PAUSE, now,
         *pinned_params,
     ]  # fmt: skip
     taken = list(Instance.objects.raw(sql, params))
     return taken[0] if taken else None
+
+
+# The oldest runnable instance nobody is claiming right now (the partial index
+# wf_instance_runnable); SKIP LOCKED makes concurrent workers take different ones.
+_NEXT_RUNNABLE = "(SELECT id FROM wf_instance WHERE status IN (%s, %s) AND wake_at <= %s"
+_NEXT_RUNNABLE_END = " ORDER BY wake_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
 
 
 def pinned_sql() -> tuple[str, list[str]]:
