@@ -106,8 +106,33 @@ class Workers:
                     start_new_session=True,
                 )
             )
-        time.sleep(3)  # the cluster forks and its workers import the project
+        self.settle()
         return self
+
+    def settle(self, quiet_cpu_seconds: float = 0.05, timeout: float = 60) -> None:
+        """Wait until every process of the trees has started and gone idle.
+
+        A tree's processes import the project after they fork: about a second of CPU each,
+        so 4 trees on 2 cores are busy starting for several seconds. A fixed sleep left
+        that inside the measured window of the bigger configurations.
+        """
+        import psutil
+
+        time.sleep(1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self._cpu_seconds(psutil)
+            time.sleep(0.5)
+            if self._cpu_seconds(psutil) - before < quiet_cpu_seconds:
+                return
+
+    def _cpu_seconds(self, psutil) -> float:
+        total = 0.0
+        for pid in self.pids():
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(pid).cpu_times()
+                total += times.user + times.system
+        return total
 
     def pids(self) -> list[int]:
         """Every process of the worker trees (for memory readings)."""
