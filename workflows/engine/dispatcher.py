@@ -12,9 +12,11 @@ and every few seconds it reports the worker's heartbeat (``/health/``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import Min
@@ -31,8 +33,13 @@ BEAT_EVERY_SECONDS = 5
 COMPACT_EVERY_SECONDS = 2
 
 
-def dispatch_due(limit: int = 200) -> int:
-    """Kick every instance whose ``due_at`` has come (up to ``limit``); returns how many."""
+def dispatch_due(limit: int = 200, offer: Callable[[int], bool] | None = None) -> int:
+    """Kick every instance whose ``due_at`` has come (up to ``limit``); returns how many.
+
+    ``offer(pk)`` (this process's fast lane) may take some of them first: an instance it
+    takes is run here at once, after the commit, instead of crossing the queue; the rest
+    are kicked. Either way ``due_at`` moved a grace period ahead, the net under both.
+    """
     now = clock.now()
     with transaction.atomic():
         due = Instance.objects.filter(pinned(), due_at__lte=now).order_by("due_at").values_list("pk", flat=True)
@@ -42,8 +49,16 @@ def dispatch_due(limit: int = 200) -> int:
         if pks:
             Instance.objects.filter(pk__in=pks).update(due_at=now + grace())
             for pk in pks:
-                kick(pk)
+                if offer is None:
+                    kick(pk)
+                else:
+                    transaction.on_commit(functools.partial(_offer_or_kick, offer, pk))
     return len(pks)
+
+
+def _offer_or_kick(offer: Callable[[int], bool], pk: int) -> None:
+    if not offer(pk):
+        kick(pk)
 
 
 def seconds_until_next_due(maximum: float) -> float:
@@ -55,13 +70,13 @@ def seconds_until_next_due(maximum: float) -> float:
     return max(0.0, min(maximum, (min(timers) - clock.now()).total_seconds()))
 
 
-def run_due() -> int:
+def run_due(offer: Callable[[int], bool] | None = None) -> int:
     """Everything that has come due: instances to kick, reminders to send, deliveries to retry,
     bulk jobs whose runner died."""
-    return dispatch_due() + notifications.run_due() + bulk.restart_due(clock.now())
+    return dispatch_due(offer=offer) + notifications.run_due() + bulk.restart_due(clock.now())
 
 
-def run_dispatcher(stop: threading.Event) -> None:
+def run_dispatcher(stop: threading.Event, offer: Callable[[int], bool] | None = None) -> None:
     """Kick due instances until ``stop`` is set; survives database outages by retrying."""
     from workflows import health, status_counts
     from workflows.retention import prune_finished
@@ -74,7 +89,7 @@ def run_dispatcher(stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             close_old_connections()
-            while seconds_until_next_due(poll) == 0 and run_due() and not stop.is_set():
+            while seconds_until_next_due(poll) == 0 and run_due(offer) and not stop.is_set():
                 pass
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + BEAT_EVERY_SECONDS

@@ -11,7 +11,9 @@ back ``FAST_LANE_HEAD_START_SECONDS`` for that; when no listener took it (none r
 every runner is busy), it reaches a worker process as any kick does.
 
 The runners are ``WORKERS`` threads: a burst of events is served in parallel, and a
-woken instance with a long step does not hold the lane.
+woken instance with a long step does not hold the lane. The dispatcher, in the same
+process, offers them the instances whose timers it finds due (``offer``), on SQLite too,
+where no notification exists: a timer then costs no queue round trip either.
 """
 
 from __future__ import annotations
@@ -86,6 +88,13 @@ class FastLane(threading.Thread):
                 self.free.release()
                 return  # another tree's fast lane (or the queue) has it
             self.runners.submit(self._advance, pk, row is not None)
+
+    def offer(self, pk: int) -> bool:
+        """Run instance ``pk`` in a free runner now (the dispatcher's due timers); False when all are busy."""
+        if draining() or not self.free.acquire(blocking=False):
+            return False
+        self.runners.submit(self._advance, pk, False)
+        return True
 
     def _advance(self, pk: int, withdrew_kick: bool) -> None:
         from workflows.tasks import advance

@@ -4,8 +4,9 @@
   executes "advance instance N" tasks;
 - the dispatcher, in this process, which kicks instances whose timers are due, whose
   worker died (expired lease), or whose kick was lost;
-- the fast lane, a thread of this process that runs an instance an event just woke
-  without waiting for the queue (PostgreSQL; ``engine.fast_lane``).
+- the fast lane, threads of this process that run an instance an event just woke
+  (PostgreSQL) or whose timer the dispatcher found due, without crossing the queue
+  (``engine.fast_lane``).
 
 SIGTERM or SIGINT stops it cleanly: the dispatcher stops, every worker hands its instance
 back at the next step boundary (a step already running finishes first), then the cluster
@@ -72,7 +73,7 @@ def run_worker(workers: int | None = None) -> None:
     fast_lane.start()
     log.info("worker: %d worker processes started; dispatcher running", Conf.WORKERS)
     try:
-        run_dispatcher(stop)
+        run_dispatcher(stop, offer=fast_lane.offer)
     finally:
         shut_down(cluster, conf.get("SHUTDOWN_GRACE_SECONDS"))
         fast_lane.finish(conf.get("SHUTDOWN_GRACE_SECONDS"))
