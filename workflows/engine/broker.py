@@ -5,7 +5,9 @@ notification is delivered exactly when the task becomes visible (at commit) and 
 with it on rollback. ``dequeue`` claims like the ORM broker; when the queue is empty it
 waits on ``LISTEN workflows_kick`` (a dedicated autocommit connection, opened lazily in
 the pusher process after the fork) rather than sleeping, with a timeout as a safety net
-for a missed notification. On SQLite it falls back to the ORM broker's short poll.
+for a missed notification. On SQLite, where nothing can notify, it watches the database
+file for commits (``PRAGMA data_version``, every 5 ms) and looks at the queue only when
+something was committed.
 
 A wake-up's kick is held back (``workflows.timers.wake``): its row becomes visible a few
 milliseconds later and sends no notification, so the pusher sleeps until it is due; by
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
+import time
 from datetime import timedelta
 from time import sleep
 from typing import Any
@@ -32,12 +36,14 @@ from workflows.timers import HEAD_START, QUEUED_ROW
 log = logging.getLogger("workflows.broker")
 CHANNEL = "workflows_kick"
 WAIT_SECONDS = 1.0
+SQLITE_WATCH_SECONDS = 0.005
 
 
 class NotifyingORM(ORM):
     def __init__(self, list_key: str | None = None) -> None:
         super().__init__(list_key)
         self._listener: psycopg.Connection[Any] | None = None
+        self._watcher: sqlite3.Connection | None = None
 
     def enqueue(self, task: str) -> int:
         held_back = HEAD_START.get()
@@ -57,9 +63,30 @@ class NotifyingORM(ORM):
         claimed = self._claim()
         if claimed:
             return claimed
-        if connection.vendor != "postgresql" or not self._wait_for_notification(self._until_next_visible()):
+        if connection.vendor == "sqlite":
+            self._wait_for_a_commit(WAIT_SECONDS)
+        elif not self._wait_for_notification(self._until_next_visible()):
             sleep(Conf.POLL)
         return None
+
+    def _wait_for_a_commit(self, timeout: float) -> bool:
+        """SQLite: return once another connection has committed (a kick may have come), or after
+        ``timeout``. ``PRAGMA data_version`` changes on such a commit and costs no I/O, so it is
+        read every few milliseconds on a connection of its own, instead of querying the queue."""
+        try:
+            if self._watcher is None:
+                self._watcher = sqlite3.connect(connection.settings_dict["NAME"], timeout=5)
+            start = self._watcher.execute("PRAGMA data_version").fetchone()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                sleep(SQLITE_WATCH_SECONDS)
+                if self._watcher.execute("PRAGMA data_version").fetchone() != start:
+                    return True
+        except sqlite3.Error:
+            log.warning("broker: watching the SQLite file failed; polling", exc_info=True)
+            self._watcher = None
+            sleep(Conf.POLL)
+        return False
 
     def _until_next_visible(self) -> float:
         """Seconds until a held-back row becomes visible (at most WAIT_SECONDS)."""
