@@ -1,9 +1,10 @@
 """Wake-ups take the fast lane: the worker tree that hears an event runs the instance itself.
 
 On PostgreSQL an event notifies every ``workflows worker``; one with a free runner
-withdraws the event's held-back kick from the queue and advances the instance in its own
-process. When every runner is busy, the kick reaches a worker process as any kick does.
-Either way the step after the wait runs once.
+withdraws the event's held-back kick from the queue and advances the instance in its fast
+lane process (a child of the tree's main process; django-q2's worker processes are
+children of its sentinel). When every runner is busy, the kick reaches a worker process as
+any kick does. Either way the step after the wait runs once.
 """
 
 import pytest
@@ -53,7 +54,8 @@ def test_an_event_runs_in_the_worker_trees_own_process(runner, uid):
     (instance,) = waiting(runner, uid)
     instance.send_event("go")
     runner.wait(lambda: instance.status()["status"] == "complete", "the wake-up", 30)
-    assert instance.status()["output"] == tree.pid, "run by the tree's main process, not a queue worker"
+    pid, parent = instance.status()["output"]
+    assert parent == tree.pid, "run by the tree's fast lane process, not a queue worker"
     assert count(instance.id, "after") == 1
 
 
@@ -65,6 +67,19 @@ def test_when_every_runner_is_busy_the_kick_reaches_a_worker_process(runner, uid
     for instance in instances:
         runner.wait(lambda i=instance: i.status()["status"] == "complete", "every wake-up", 60)
     ran_in = [instance.status()["output"] for instance in instances]
-    assert ran_in.count(tree.pid) == 2, "two ran in the fast lane's two runners, two in worker processes"
+    parents = [parent for _, parent in ran_in]
+    assert parents.count(tree.pid) == 2, "two ran in the fast lane's two runners, two in worker processes"
     assert [count(i.id, "after") for i in instances] == [1, 1, 1, 1], "each step ran once"
-    assert all(read(i.id, "after")[0]["pid"] == pid for i, pid in zip(instances, ran_in, strict=True))
+    assert all(read(i.id, "after")[0]["pid"] == pid for i, (pid, _) in zip(instances, ran_in, strict=True))
+
+
+def test_a_step_that_kills_the_fast_lane_leaves_the_tree_running(runner, uid):
+    """The fast lane is a child of its own: a step that kills its process (os._exit, a
+    segfault, the OOM killer) costs that child, which the tree starts again."""
+    tree = start_tree(runner)
+    crashing = get_workflow("t-always-crash").create(id=uid())
+    runner.wait(lambda: crashing.status()["status"] == "errored", "the crash loop to be cut off", 90)
+    assert tree.poll() is None, "the tree's main process is still running"
+    (instance,) = waiting(runner, uid)
+    instance.send_event("go")
+    runner.wait(lambda: instance.status()["status"] == "complete", "a wake-up after the crashes", 30)

@@ -540,7 +540,7 @@ class Traced(Workflow):
 
 
 class WakeThenRecord(Workflow):
-    """Waits for "go", then records (with the process that ran it) in a step that takes ``hold`` s."""
+    """Waits for "go", then a step of ``hold`` s that returns [its process, that process's parent]."""
 
     name = "t-wake-record"
 
@@ -551,6 +551,6 @@ class WakeThenRecord(Workflow):
         def after():
             record(iid, "after")
             time.sleep(event.payload.get("hold", 0))
-            return os.getpid()
+            return [os.getpid(), os.getppid()]
 
         return await step.do("after", after)

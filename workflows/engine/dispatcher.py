@@ -17,12 +17,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import Min
 
 from workflows import bulk, clock, conf, notifications
 from workflows.engine.leases import pinned
+
+if TYPE_CHECKING:
+    from workflows.engine.fast_lane_process import FastLaneProcess
 from workflows.models import Instance
 from workflows.timers import grace, kick
 
@@ -76,7 +80,7 @@ def run_due(offer: Callable[[int], bool] | None = None) -> int:
     return dispatch_due(offer=offer) + notifications.run_due() + bulk.restart_due(clock.now())
 
 
-def run_dispatcher(stop: threading.Event, offer: Callable[[int], bool] | None = None) -> None:
+def run_dispatcher(stop: threading.Event, fast_lane: FastLaneProcess | None = None) -> None:
     """Kick due instances until ``stop`` is set; survives database outages by retrying."""
     from workflows import health, status_counts
     from workflows.retention import prune_finished
@@ -89,8 +93,11 @@ def run_dispatcher(stop: threading.Event, offer: Callable[[int], bool] | None = 
     while not stop.is_set():
         try:
             close_old_connections()
+            offer = fast_lane.offer if fast_lane is not None else None
             while seconds_until_next_due(poll) == 0 and run_due(offer) and not stop.is_set():
                 pass
+            if fast_lane is not None:
+                fast_lane.keep_alive()
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + BEAT_EVERY_SECONDS
                 health.beat(started_at, conf.get("WORKERS"))

@@ -1,19 +1,20 @@
-"""Wake-ups without a queue hop: the worker tree's own process hears the event and runs it.
+"""Wake-ups without a queue hop: the worker tree's fast lane hears the event and runs it.
 
 On PostgreSQL, ``send_event`` (and a decision, which is an event) notifies the channel
 ``workflows_wake`` in the transaction that made the instance runnable (so it arrives
 exactly when the change is visible), with the instance's pk and the queue row of its kick
-(``workflows.timers.wake``). Every ``workflows worker`` listens in a thread of its main
-process. A listener with a free runner deletes the kick's row (the first to do so among
-all trees owns the wake-up) and advances the instance on its own connection at once,
+(``workflows.timers.wake``). Every ``workflows worker`` listens in a thread of its fast
+lane process (a supervised child: ``engine.fast_lane_process``). A listener with a free
+runner deletes the kick's row (the first to do so among all trees owns the wake-up) and
+advances the instance on its own connection at once,
 instead of django-q2's pusher handing a task to a worker process later. The kick is held
 back ``FAST_LANE_HEAD_START_SECONDS`` for that; when no listener took it (none runs, or
 every runner is busy), it reaches a worker process as any kick does.
 
 The runners are ``WORKERS`` threads: a burst of events is served in parallel, and a
-woken instance with a long step does not hold the lane. The dispatcher, in the same
-process, offers them the instances whose timers it finds due (``offer``), on SQLite too,
-where no notification exists: a timer then costs no queue round trip either.
+woken instance with a long step does not hold the lane. The dispatcher offers them the
+instances whose timers it finds due (``offer``), on SQLite too, where no notification
+exists: a timer then costs no queue round trip either.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ LISTEN_TIMEOUT_SECONDS = 1.0
 
 
 class FastLane(threading.Thread):
-    """The listening thread of one worker tree's main process, and its runners."""
+    """The listening thread of one worker tree's fast lane process, and its runners."""
 
     def __init__(self, stop: threading.Event) -> None:
         super().__init__(name="workflow-fast-lane", daemon=True)

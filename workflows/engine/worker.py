@@ -4,9 +4,9 @@
   executes "advance instance N" tasks;
 - the dispatcher, in this process, which kicks instances whose timers are due, whose
   worker died (expired lease), or whose kick was lost;
-- the fast lane, threads of this process that run an instance an event just woke
+- the fast lane, a supervised child process that runs an instance an event just woke
   (PostgreSQL) or whose timer the dispatcher found due, without crossing the queue
-  (``engine.fast_lane``).
+  (``engine.fast_lane``, ``engine.fast_lane_process``).
 
 SIGTERM or SIGINT stops it cleanly: the dispatcher stops, every worker hands its instance
 back at the next step boundary (a step already running finishes first), then the cluster
@@ -33,7 +33,7 @@ from django.db import connections
 from workflows import conf
 from workflows.engine import control
 from workflows.engine.dispatcher import run_dispatcher
-from workflows.engine.fast_lane import FastLane
+from workflows.engine.fast_lane_process import FastLaneProcess
 
 if TYPE_CHECKING:
     from django_q.cluster import Cluster
@@ -69,14 +69,15 @@ def run_worker(workers: int | None = None) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     cluster.start()
-    fast_lane = FastLane(stop)
+    fast_lane = FastLaneProcess(conf.get("WORKERS"))
     fast_lane.start()
     log.info("worker: %d worker processes started; dispatcher running", Conf.WORKERS)
     try:
-        run_dispatcher(stop, offer=fast_lane.offer)
+        run_dispatcher(stop, fast_lane)
     finally:
+        fast_lane.stopping()
         shut_down(cluster, conf.get("SHUTDOWN_GRACE_SECONDS"))
-        fast_lane.finish(conf.get("SHUTDOWN_GRACE_SECONDS"))
+        fast_lane.stop(conf.get("SHUTDOWN_GRACE_SECONDS"))
         try:
             from workflows.health import forget
 
