@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from api.errors import ApiError
+from api.errors import ApiError, row_id
 from api.http import ApiResult, body, datetime_param, endpoint, int_param, json_object
 
 if TYPE_CHECKING:
@@ -96,6 +96,4 @@ def approval_decision(request: ApiRequest, request_id: str) -> ApiResult:
 
 
 def _request_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise ApiError(404, "not_found", f"there is no approval request {text!r}")
-    return int(text)
+    return row_id(text, "there is no approval request")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from api.errors import ApiError
+from api.errors import ApiError, row_id
 from api.http import ApiResult, body, endpoint, int_param, json_object, parse_datetime_text
 from workflows import Permission, WorkflowError, bulk_jobs
 
@@ -36,10 +36,9 @@ def bulk_job_list(request: ApiRequest) -> ApiResult:
 
 @endpoint(GET=None, DELETE=(Permission.OPERATE,))
 def bulk_job_detail(request: ApiRequest, job_id: str) -> ApiResult:
-    if not job_id.isdigit() or len(job_id) > 18:
-        raise ApiError(404, "not_found", f"there is no bulk job {job_id!r}")
+    job_pk = row_id(job_id, "there is no bulk job")
     try:
-        found = bulk_jobs.get(int(job_id))
+        found = bulk_jobs.get(job_pk)
     except WorkflowError:
         raise ApiError(404, "not_found", f"there is no bulk job {job_id}") from None
     if request.method == "DELETE":
@@ -50,5 +49,5 @@ def bulk_job_detail(request: ApiRequest, job_id: str) -> ApiResult:
         raise ApiError(400, "invalid_request", "items must be refused, done, skipped, pending, all or none")
     if which != "none":
         after = int_param(request, "after", 0)
-        job["items"] = bulk_jobs.items(int(job_id), None if which == "all" else which, after=max(after, 0))
+        job["items"] = bulk_jobs.items(job_pk, None if which == "all" else which, after=max(after, 0))
     return 200, job

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 
-from api.errors import ApiError
+from api.errors import ApiError, row_id
 from api.http import ApiResult, RawResponse, body, endpoint, json_object, parse_datetime_text
 from workflows import WorkflowError, approvals
 
@@ -55,10 +55,9 @@ def delegation_list(request: ApiRequest) -> ApiResult:
 
 @endpoint(DELETE=None)
 def delegation_detail(request: ApiRequest, absence_id: str) -> ApiResult:
-    if not absence_id.isdigit() or len(absence_id) > 18:
-        raise ApiError(404, "not_found", f"you have no absence {absence_id!r}")
+    absence = row_id(absence_id, "you have no absence")
     try:
-        approvals.cancel_away(request.api_user, int(absence_id))
+        approvals.cancel_away(request.api_user, absence)
     except WorkflowError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     from django.http import HttpResponse

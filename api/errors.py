@@ -70,3 +70,13 @@ def from_workflow_error(exc: wf.WorkflowError) -> ApiError:
         if isinstance(exc, cls):
             return ApiError(status, code, str(exc))
     return ApiError(400, "invalid_request", str(exc))
+
+
+def row_id(text: str, missing: str) -> int:
+    """A numeric id from the URL, or 404 with ``missing`` ("there is no bulk job '…'").
+
+    ASCII digits only: ``str.isdigit`` also accepts "³" and other digits ``int`` refuses.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ApiError(404, "not_found", f"{missing} {text!r}")
+    return int(text)

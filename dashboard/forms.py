@@ -171,7 +171,7 @@ class BulkDecisionForm(forms.Form):
         ids = [str(value) for value in self.cleaned_data.get("selected") or []]
         if not ids:
             raise forms.ValidationError("Select the requests to decide first.")
-        if any(not value.isdigit() or len(value) > 18 for value in ids):
+        if any(not (value.isascii() and value.isdigit()) or len(value) > 18 for value in ids):
             raise forms.ValidationError("A selected request is not a request id.")
         return [int(value) for value in ids[:MAX_BULK]]
 

@@ -209,7 +209,7 @@ def _zoom(request: HttpRequest) -> tuple[float, float] | None:
 
 
 def _int(text: str | None) -> int:
-    return int(text) if text and text.isdigit() and len(text) < 10 else 0
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 10 else 0
 
 
 def _open_approval_cards(story: dict[str, Any], user: Any) -> dict[int, approval_cards.Card]:

@@ -325,3 +325,12 @@ def test_deciding_over_http_records_once_and_later_calls_conflict(client, financ
     assert (status, late["error"]["code"]) == (409, "closed")
     run()
     assert get_workflow("t-approval").get("ap").status()["output"]["by"] == "bob"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "bulk-jobs/\u00b3"), ("GET", "approvals/\u00b3"), ("DELETE", "delegations/\u00b3")]
+)
+def test_an_id_of_unicode_digits_is_not_found_not_a_server_error(client, operator, method, path):
+    # "³".isdigit() is True but int("³") fails: ids are ASCII digits.
+    status, body = call(client, method, path, operator)
+    assert (status, body["error"]["code"]) == (404, "not_found")

@@ -101,7 +101,7 @@ def _decide(options: dict[str, Any], out: SupportsWrite[str]) -> None:
         except ValueError as exc:
             raise CommandError(f"--data is not valid JSON: {exc}") from None
     request = approvals.decide(
-        int(options["id"]) if options["id"].isdigit() else options["id"],
+        int(options["id"]) if options["id"].isascii() and options["id"].isdigit() else options["id"],
         user=user,
         approved=bool(options["approve"]),
         comment=options["comment"],

@@ -370,7 +370,12 @@ def get(request_id: int) -> Request:
 
 
 def _request_pk(request_id: Any) -> int:
-    if isinstance(request_id, bool) or not isinstance(request_id, (int, str)) or not str(request_id).isdigit():
+    if (
+        isinstance(request_id, bool)
+        or not isinstance(request_id, (int, str))
+        or not str(request_id).isascii()
+        or not str(request_id).isdigit()
+    ):
         raise DecisionRefused(f"there is no approval request {request_id!r} (ids are whole numbers)", "not_found")
     pk = int(request_id)
     if pk > 2**62:
