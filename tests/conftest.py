@@ -21,3 +21,15 @@ def engine(db):
 @pytest.fixture
 def uid():
     return lambda prefix="i": f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def runner(tmp_path, settings):
+    """Real ``workflows worker`` trees for this test, stopped after it (modules with other
+    needs define their own ``runner``)."""
+    from workflows.testing import WorkerRunner
+
+    settings.WORKFLOWS = {**settings.WORKFLOWS, "ENQUEUE": True}
+    runner = WorkerRunner(tmp_path)
+    yield runner
+    runner.stop()

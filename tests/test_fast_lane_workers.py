@@ -12,21 +12,12 @@ from django.db import connection
 
 from tests.testapp.ledger import count, read
 from workflows import get_workflow
-from workflows.testing import WorkerRunner
 
 pytestmark = [
     pytest.mark.worker,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY: PostgreSQL only"),
 ]
-
-
-@pytest.fixture
-def runner(tmp_path, settings):
-    settings.WORKFLOWS = {**settings.WORKFLOWS, "ENQUEUE": True}
-    runner = WorkerRunner(tmp_path)
-    yield runner
-    runner.stop()
 
 
 def start_tree(runner):

@@ -12,17 +12,8 @@ import pytest
 from tests.testapp.ledger import count, read
 from workflows import get_workflow
 from workflows.models import Attempt, Step
-from workflows.testing import WorkerRunner
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def runner(tmp_path, settings):
-    settings.WORKFLOWS = {**settings.WORKFLOWS, "ENQUEUE": True}
-    runner = WorkerRunner(tmp_path)
-    yield runner
-    runner.stop()
 
 
 @pytest.fixture

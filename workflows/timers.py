@@ -74,13 +74,15 @@ def wake(pk: int) -> None:
     if not conf.get("ENQUEUE") or connection.vendor != "postgresql":
         kick(pk)
         return
-    held_back = HEAD_START.set(conf.get("FAST_LANE_HEAD_START_SECONDS") if conf.get("BROKER") == "database" else 0.0)
+    # Only the database broker holds a kick back and records its row; the Redis broker
+    # pushes the kick after the commit, outside this, and the row stays None.
+    held_back = HEAD_START.set(conf.get("FAST_LANE_HEAD_START_SECONDS"))
     QUEUED_ROW.set(None)
     try:
         kick(pk)
     finally:
         HEAD_START.reset(held_back)
-    row = QUEUED_ROW.get() if conf.get("BROKER") == "database" else None
+    row = QUEUED_ROW.get()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, f"{pk}:{row or ''}"])
 

@@ -24,11 +24,11 @@ from django.db.models import Min
 
 from workflows import bulk, clock, conf, notifications
 from workflows.engine.leases import pinned
+from workflows.models import Instance
+from workflows.timers import grace, kick
 
 if TYPE_CHECKING:
     from workflows.engine.fast_lane_process import FastLaneProcess
-from workflows.models import Instance
-from workflows.timers import grace, kick
 
 log = logging.getLogger("workflows.dispatch")
 

@@ -42,10 +42,10 @@ LISTEN_TIMEOUT_SECONDS = 1.0
 class FastLane(threading.Thread):
     """The listening thread of one worker tree's fast lane process, and its runners."""
 
-    def __init__(self, stop: threading.Event) -> None:
+    def __init__(self, stop: threading.Event, runners: int) -> None:
         super().__init__(name="workflow-fast-lane", daemon=True)
         self.stop = stop
-        self.size = max(1, conf.get("WORKERS"))
+        self.size = max(1, runners)
         self.runners = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="workflow-fast-lane-run")
         self.free = threading.Semaphore(self.size)
 

@@ -75,18 +75,15 @@ def serve(offers: Any, stop: ProcessEvent, runners: int) -> None:
     import django
 
     django.setup()
-    from django.conf import settings
-
     from workflows.engine import control
     from workflows.engine.fast_lane import FastLane
     from workflows.timers import kick
 
-    settings.WORKFLOWS = {**settings.WORKFLOWS, "WORKERS": runners}
     control.DRAIN_FLAG = _spawn.RawValue("b", 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when we stop
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     lane_stop = threading.Event()
-    lane = FastLane(lane_stop)
+    lane = FastLane(lane_stop, runners)
     lane.start()
     while not stop.is_set():
         with contextlib.suppress(queue.Empty):
