@@ -31,6 +31,36 @@ def test_events_sent_before_the_wait_are_buffered_and_taken_oldest_first_per_typ
     assert Event.objects.get(type="other").consumed_at is None
 
 
+def test_waits_for_one_type_at_the_same_time_each_take_a_different_event():
+    instance = start("t-parallel-waiters", {"n": 3})
+    assert run(instance)["status"] == "waiting"
+    for n in (1, 2, 3):
+        instance.send_event("go", n)
+    assert sorted(run(instance)["output"]) == [1, 2, 3]
+    takers = {event.consumed_by_id for event in Event.objects.filter(instance=row(instance))}
+    assert takers == {s.id for s in steps_of(instance)}
+
+
+def test_an_event_whose_wait_result_was_never_stored_is_taken_again_by_the_replay(monkeypatch):
+    from workflows.engine import records
+    from workflows.engine.leases import LeaseLost
+
+    def lost_before_commit(*args):
+        raise LeaseLost()  # as if the worker lost its lease (or died) before the commit
+
+    instance = start("t-waiter", {"waits": 1})
+    run(instance)
+    instance.send_event("go", "only one")
+    with monkeypatch.context() as patch:
+        patch.setattr(records, "store_wait_result", lost_before_commit)
+        run(instance)
+    assert Event.objects.get(instance=row(instance)).consumed_at is None
+    assert steps_of(instance)[0].status == "waiting"
+    later(minutes=10)  # the abandoned lease expires; another worker replays
+    assert instance.status()["output"] == ["only one"]
+    assert Event.objects.get(instance=row(instance)).consumed_by_id == steps_of(instance)[0].id
+
+
 def test_an_event_of_another_type_does_not_wake_the_waiter():
     instance = start("t-waiter")
     run(instance)

@@ -448,6 +448,16 @@ def _refuse():
     raise NonRetryableError("the branch beside the approval failed")
 
 
+class ParallelWaiters(Workflow):
+    """Several waits for one event type at once: each must get an event of its own."""
+
+    name = "t-parallel-waiters"
+
+    async def run(self, event, step):
+        waits = (step.wait_for_event(f"wait {i}", type="go", timeout="1h") for i in range(event.payload.get("n", 2)))
+        return [received["payload"] for received in await asyncio.gather(*waits)]
+
+
 class ApprovalBesideAFailure(Workflow):
     """An approval waits in one branch while the other fails for good: the instance errors."""
 

@@ -2,12 +2,15 @@
 
 Events are rows (``send_event`` in the public API inserts them and wakes the instance).
 A wait takes the oldest buffered event of its type that arrived no later than its
-deadline (FIFO per type): one fenced ``UPDATE ... RETURNING`` marks it consumed by the
-step. The step's result follows with the worker's next write; until it is stored, a
-replay of the wait takes that same event again, so an event is consumed once and never
-lost. Once the deadline has passed with no such event the wait fails for good, so a
-timed-out wait never consumes a later event. An event racing with parking is caught by
-``parking.park`` (``events_version``).
+deadline (FIFO per type). Taking it is a read: the event is marked consumed by the step
+in the same lease-checked commit as the step's result (``records.store_wait_result``),
+which rides with the worker's next write. Until that commit, the event is unconsumed and
+a replay of the wait finds that same event again, so an event is consumed once and never
+lost. Two waits of one run cannot both find it: the serving thread writes a deferred
+write before it runs any other job (``engine.bridge``), so the second wait's read sees the
+first one's mark. Once the deadline has passed with no such event the wait fails for
+good, so a timed-out wait never consumes a later event. An event racing with parking is
+caught by ``parking.park`` (``events_version``).
 """
 
 from __future__ import annotations
@@ -35,18 +38,26 @@ def receive_event(
     now: datetime,
     *,
     take_events: bool = True,
+    found_events: dict[int, int] | None = None,
 ) -> StepRow:
-    """Record the wait (first time), then take its event or time it out; returns the updated row."""
+    """Record the wait (first time), then take its event or time it out; returns the updated row.
+
+    ``found_events`` (event id -> wait step id): the events this run's waits found, whose
+    marks may not be written yet. This wait does not take another wait's, and adds its own.
+    Jobs run one at a time on the serving thread, so waits running at once see each other's."""
     kind, name, occurrence = key
     if row is None:
         row = _insert_wait_fenced(lease, key, seq, event_type, deadline, now)
     if take_events:
-        taken = _take_event_fenced(lease, row.id, event_type, deadline, now)
-        if taken is not None:
-            # The event is this step's now; the caller stores the step's result (deferred,
-            # with the next write: ``records.store_result``). Until then a replay takes the
-            # same event again, so it is neither lost nor consumed by another wait.
-            payload, created_at, row.sender = taken
+        found_events = {} if found_events is None else found_events
+        others = [event_id for event_id, step_id in found_events.items() if step_id != row.id]
+        found = _find_event(lease, row.id, event_type, deadline, others)
+        if found is not None:
+            found_events[found[0]] = row.id
+            # The event is this step's once the caller stores the step's result with its
+            # mark (deferred, with the next write: ``records.store_wait_result``). Until
+            # then a replay finds the same event again: it is neither lost nor taken twice.
+            row.event_id, payload, created_at, row.sender = found
             row.result = encode({"type": event_type, "payload": decode(payload), "timestamp": created_at})
             row.status = StepStatus.SUCCEEDED
             return row
@@ -77,28 +88,32 @@ def _insert_wait_fenced(
     return StepRow(found[0], kind, name, occurrence, seq, StepStatus.WAITING, wake_at=deadline)
 
 
-def _take_event_fenced(
-    lease: Lease, step_id: int, event_type: str, deadline: datetime, now: datetime
-) -> tuple[str, datetime, str] | None:
-    """Mark the oldest matching event consumed by the step (one it already took first: its
-    result may not have been stored); (payload, created_at, sender's traceparent) or None."""
+def _find_event(
+    lease: Lease, step_id: int, event_type: str, deadline: datetime, excluded: list[int]
+) -> tuple[int, str, datetime, str] | None:
+    """The oldest unconsumed event of the type that arrived by the deadline (one the step
+    already consumed first: its result may not have been stored); (id, payload,
+    created_at, sender's traceparent) or None. Raises LeaseLost when there is none
+    because the lease is gone."""
     sql = (
-        "UPDATE wf_event SET consumed_at = COALESCE(consumed_at, %s), consumed_by_id = %s WHERE id = ("
-        " SELECT id FROM wf_event WHERE instance_id = %s AND type = %s AND created_at <= %s"
-        " AND (consumed_at IS NULL OR consumed_by_id = %s)"
-        f" ORDER BY CASE WHEN consumed_by_id = %s THEN 0 ELSE 1 END, id LIMIT 1) AND {lease_check_sql()}"
-        " RETURNING payload, created_at, trace_context"
+        "SELECT id, payload, created_at, trace_context FROM wf_event WHERE instance_id = %s AND type = %s"
+        " AND created_at <= %s AND (consumed_at IS NULL OR consumed_by_id = %s)"
+        f"{_not_in(excluded)} ORDER BY CASE WHEN consumed_by_id = %s THEN 0 ELSE 1 END, id LIMIT 1"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, step_id, lease.pk, event_type, deadline, step_id, step_id, lease.pk, lease.token])
+        cursor.execute(sql, [lease.pk, event_type, deadline, step_id, *excluded, step_id])
         found = cursor.fetchone()
     if found is None:
         if not Instance.objects.filter(pk=lease.pk, lease_token=lease.token).exists():
             raise LeaseLost()
         return None
-    payload, created_at, sender = found
-    if isinstance(created_at, str):  # SQLite returns text from a raw RETURNING
+    event_id, payload, created_at, sender = found
+    if isinstance(created_at, str):  # SQLite returns text from a raw query
         created_at = Event._meta.get_field("created_at").to_python(created_at)
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)
-    return payload, created_at, sender or ""
+    return event_id, payload, created_at, sender or ""
+
+
+def _not_in(ids: list[int]) -> str:
+    return f" AND id NOT IN ({', '.join(['%s'] * len(ids))})" if ids else ""

@@ -96,7 +96,7 @@ def begin_attempt(
 def _begin_new_step(
     lease: Lease, key: StepKey, seq: int, config: dict, now: datetime, deferred: Deferred | None
 ) -> StepRow:
-    if deferred is not None and deferred.fn in (attempt_succeeded, store_result):
+    if deferred is not None and deferred.fn in (attempt_succeeded, store_result, store_wait_result):
         step_id = _succeed_and_insert(deferred, lease, key, seq, config, now)
     else:
         if deferred is not None:
@@ -154,12 +154,10 @@ def _succeed_and_insert(deferred: Deferred, lease: Lease, key: StepKey, seq: int
             deferred.write()  # LeaseLost: nothing is written
             step_id = _try_insert_step(lease, key, seq, config, now)
     else:
-        sql = f"WITH done AS ({_SUCCESS_SQL} RETURNING id) " + _insert_step_sql(
-            f"EXISTS (SELECT 1 FROM done) AND {lease_check_sql(pause=True)}"
-        )
-        success_params = [StepStatus.SUCCEEDED, result_text, ended_at, row.id, lease.pk, lease.token]
+        done_sql, done_params = _success_cte(lease, row, result_text, ended_at)
+        sql = f"WITH {done_sql} " + _insert_step_sql(f"EXISTS (SELECT 1 FROM done) AND {lease_check_sql(pause=True)}")
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*success_params, *_insert_step_params(lease, key, seq, config, now)])
+            cursor.execute(sql, [*done_params, *_insert_step_params(lease, key, seq, config, now)])
             found = cursor.fetchone()
         step_id = found[0] if found else None
     if step_id is not None:
@@ -189,6 +187,48 @@ _SUCCESS_SQL = (
     "UPDATE wf_step SET status = %s, result = %s, ended_at = %s, lease_token = NULL "
     f"WHERE id = %s AND {lease_check_sql()}"
 )
+
+
+# A wait's result, stored only together with its event's mark (see engine.events).
+_CONSUME_SQL = (
+    "UPDATE wf_event SET consumed_at = COALESCE(consumed_at, %s), consumed_by_id = %s "
+    f"WHERE id = %s AND (consumed_at IS NULL OR consumed_by_id = %s) AND {lease_check_sql()}"
+)
+
+
+def _consume_params(lease: Lease, row: StepRow, now: datetime) -> list[Any]:
+    return [now, row.id, row.event_id, row.id, lease.pk, lease.token]
+
+
+def _success_cte(lease: Lease, row: StepRow, result_text: str, now: datetime) -> tuple[str, list[Any]]:
+    """PostgreSQL: the result's write as WITH clauses ending in ``done`` (the step's id when written)."""
+    success_params = [StepStatus.SUCCEEDED, result_text, now, row.id, lease.pk, lease.token]
+    if row.event_id is None:
+        return f"done AS ({_SUCCESS_SQL} RETURNING id)", success_params
+    sql = (
+        f"consumed AS ({_CONSUME_SQL} RETURNING id), "
+        f"done AS ({_SUCCESS_SQL} AND EXISTS (SELECT 1 FROM consumed) RETURNING id)"
+    )
+    return sql, [*_consume_params(lease, row, now), *success_params]
+
+
+def store_wait_result(lease: Lease, row: StepRow, result_text: str, now: datetime) -> None:
+    """A wait took its event: mark the event consumed by the step and store the result, in
+    one commit, lease-checked (the replay reads the event without writing: engine.events)."""
+    if connection.vendor == "postgresql":
+        done_sql, params = _success_cte(lease, row, result_text, now)
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {done_sql} SELECT id FROM done", params)
+            written = cursor.fetchone() is not None
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_CONSUME_SQL, _consume_params(lease, row, now))
+            written = cursor.rowcount == 1
+            if written:
+                store_result(lease, row, result_text, now)
+    if not written:
+        raise LeaseLost()
+    _succeeded(row, result_text)
 
 
 def store_result(lease: Lease, row: StepRow, result_text: str, now: datetime) -> None:

@@ -73,6 +73,9 @@ class InstanceRun:
         self.inline_callbacks = inline_callbacks
         self.started = time.monotonic()
         self.local_running = 0  # step.do attempts executing in this process now
+        # Events found by this run's waits whose marks may not be written yet: another
+        # wait running at the same time must not find them too (engine.events).
+        self.found_events: dict[int, int] = {}  # event id -> the wait step's id
         self.workflow_cls = lookup(self.instance.workflow_name)
         self.overrides = overrides.load(self.instance.workflow_name, self.instance.instance_id)
         self.fanout = self._fanout()

@@ -39,6 +39,7 @@ class StepRow:
     lease_until: datetime | None = None
     started_at: datetime | None = None
     sender: str = ""  # not stored: the traceparent of the event a wait just took (tracing)
+    event_id: int | None = None  # not stored: the event a wait took, marked consumed with its result
 
     @property
     def key(self) -> StepKey:

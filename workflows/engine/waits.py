@@ -85,12 +85,12 @@ async def wait_for_event(replay: ReplayPass, name: str, event_type: str, timeout
     seq = row.seq if row is not None else run.new_seq()
     row = await replay.store(
         events.receive_event, run.lease, key, row, seq, event_type, deadline, timeout_error, now,
-        take_events=not forced_timeout,
+        take_events=not forced_timeout, found_events=run.found_events,
     )  # fmt: skip
     run.steps[key] = row
     if row.status == StepStatus.SUCCEEDED:
         # The event is taken; the result rides with the next write (see engine.events).
-        run.bridge.defer(records.store_result, run.lease, row, row.result, now)
+        run.bridge.defer(records.store_wait_result, run.lease, row, row.result, now)
         tracing.waited(
             run, "wait_for_event", name, row.started_at or now, now, link_to=row.sender, event_type=event_type
         )
