@@ -31,8 +31,8 @@ def test_a_worker_takes_the_runnable_instances_oldest_first(uid, monkeypatch):
     taken = []
     real_claim = tasks.claim
 
-    def recording_claim(pk, now):
-        claimed = real_claim(pk, now)
+    def recording_claim(pk, now, **options):
+        claimed = real_claim(pk, now, **options)
         if claimed is not None:
             taken.append(claimed.lease.pk)
         return claimed

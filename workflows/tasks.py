@@ -20,10 +20,13 @@ from workflows.engine.replay import InstanceRun
 log = logging.getLogger("workflows.engine")
 
 
-def advance(pk: int | None, *, renew_leases: bool = True, inline_callbacks: bool = False) -> str:
+def advance(
+    pk: int | None, *, renew_leases: bool = True, inline_callbacks: bool = False, kick_row: int | None = None
+) -> str:
     """Claim instance ``pk`` and run it as far as it can go now. Safe to call for any pk, any time.
 
     ``pk`` None (PostgreSQL): the oldest runnable instance no other worker is claiming.
+    ``kick_row``: the queue row of its held-back kick, withdrawn by the claim (``leases.claim``).
 
     ``inline_callbacks`` runs plain-function step callbacks on the calling thread, so they
     share its database connection and transaction (in-process test runs); steps then run
@@ -32,7 +35,7 @@ def advance(pk: int | None, *, renew_leases: bool = True, inline_callbacks: bool
     Returns what happened (a ``RunOutcome``).
     """
     now = clock.now()
-    claimed = claim(pk, now)
+    claimed = claim(pk, now, kick_row=kick_row)
     if claimed is None:
         return RunOutcome.NOT_CLAIMED
     crashes = claimed.instance.worker_crashes

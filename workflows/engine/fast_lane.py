@@ -5,8 +5,9 @@ On PostgreSQL, ``send_event`` (and a decision, which is an event) notifies the c
 exactly when the change is visible), with the instance's pk and the queue row of its kick
 (``workflows.timers.wake``). Every ``workflows worker`` listens in a thread of its fast
 lane process (a supervised child: ``engine.fast_lane_process``). A listener with a free
-runner deletes the kick's row (the first to do so among all trees owns the wake-up) and
-advances the instance on its own connection at once,
+runner hands it the wake-up at once: the runner's claim deletes the kick's row in the same
+statement (the first claim to do so, among all trees, owns the wake-up: ``leases.claim``)
+and advances the instance on its own connection,
 instead of django-q2's pusher handing a task to a worker process later. The kick is held
 back ``FAST_LANE_HEAD_START_SECONDS`` for that; when no listener took it (none runs, or
 every runner is busy), it reaches a worker process as any kick does.
@@ -24,15 +25,12 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 import psycopg
 from django.db import close_old_connections, connection, connections
-from django.utils import timezone
 
-from workflows import conf
-from workflows.engine.control import RunOutcome, draining
-from workflows.timers import WAKE_CHANNEL, kick
+from workflows.engine.control import draining
+from workflows.timers import WAKE_CHANNEL
 
 log = logging.getLogger("workflows.worker")
 
@@ -79,43 +77,30 @@ class FastLane(threading.Thread):
                     self._take(note.payload)
 
     def _take(self, payload: str) -> None:
-        """Run the woken instance if a runner is free and this tree is first to its kick."""
+        """Run the woken instance if a runner is free (its claim says whether it is ours)."""
         pk_text, _, row_text = payload.partition(":")
         with contextlib.suppress(ValueError):
             pk, row = int(pk_text), int(row_text) if row_text else None
             if not self.free.acquire(blocking=False):
                 return  # every runner is busy: the held-back kick will reach a worker process
-            if row is not None and not _withdraw_kick(row):
-                self.free.release()
-                return  # another tree's fast lane (or the queue) has it
-            self.runners.submit(self._advance, pk, row is not None)
+            self.runners.submit(self._advance, pk, row)
 
     def offer(self, pk: int) -> bool:
         """Run instance ``pk`` in a free runner now (the dispatcher's due timers); False when all are busy."""
         if draining() or not self.free.acquire(blocking=False):
             return False
-        self.runners.submit(self._advance, pk, False)
+        self.runners.submit(self._advance, pk, None)
         return True
 
-    def _advance(self, pk: int, withdrew_kick: bool) -> None:
+    def _advance(self, pk: int, kick_row: int | None) -> None:
         from workflows.tasks import advance
 
         try:
-            if advance(pk) == RunOutcome.NOT_CLAIMED and withdrew_kick:
-                # Not ours to run after all (say, pinned to another deployment's code):
-                # the kick we withdrew goes back to the queue.
-                kick(pk)
+            # When the claim fails, nothing was withdrawn: another tree's fast lane or a
+            # worker process has the kick, or the instance has nothing to do.
+            advance(pk, kick_row=kick_row)
         except Exception:  # the instance's due_at brings the dispatcher's kick if nobody else runs it
             log.exception("fast lane: advancing instance %s failed", pk)
         finally:
             self.free.release()
             close_old_connections()
-
-
-def _withdraw_kick(row: int) -> bool:
-    """Delete the kick's queue row unless the pusher already took it; True if we did."""
-    from django_q.models import OrmQ
-
-    # A held-back row's lock is a few ms ahead; one the pusher took is hours ahead.
-    not_taken = timezone.now() + timedelta(seconds=conf.get("FAST_LANE_HEAD_START_SECONDS") + 1)
-    return bool(OrmQ.objects.filter(pk=row, lock__lt=not_taken).delete()[0])

@@ -18,10 +18,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import Error as DatabaseFailure
 from django.db import close_old_connections, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from workflows import clock, conf, metrics
 from workflows.engine.rows import Claim, StepKey, StepRow, load_steps
@@ -89,11 +91,16 @@ def pinned() -> Q:
     return mine
 
 
-def claim(pk: int | None, now: datetime) -> Claim[Lease] | None:
+def claim(pk: int | None, now: datetime, *, kick_row: int | None = None) -> Claim[Lease] | None:
     """Take the instance if it has work and nobody holds it; load its steps for replay.
 
     ``pk`` None: the oldest runnable instance (queued, or waiting and due) that no other
     worker is taking at this moment (PostgreSQL's ``SKIP LOCKED``; see ``engine.backlog``).
+
+    ``kick_row`` (PostgreSQL, the fast lane): the queue row of the instance's held-back
+    kick. The claim then also deletes it, in the same statement, and succeeds only if it
+    did: the first fast lane to the row runs the instance, and no worker process gets the
+    kick. A row the pusher already took is left alone, and the claim fails.
 
     Taking over a dead worker's lease counts a worker crash; the attempts it left running
     are recorded as failed so the step's retry rules apply. One round trip for a new
@@ -102,7 +109,7 @@ def claim(pk: int | None, now: datetime) -> Claim[Lease] | None:
     """
     token = uuid.uuid4().hex
     until = lease_until(now)
-    instance = _take(pk, token, until, now)
+    instance = _take(pk, token, until, now, kick_row)
     if instance is None:
         return None
     pk = instance.pk
@@ -127,33 +134,53 @@ def claim(pk: int | None, now: datetime) -> Claim[Lease] | None:
     return Claim(lease, instance, rows, max_seq)
 
 
-def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instance | None:
+def _take(pk: int | None, token: str, until: datetime, now: datetime, kick_row: int | None = None) -> Instance | None:
     """The claiming compare-and-set, returning the claimed row: one UPDATE ... RETURNING.
 
     Written in SQL because it is the hottest statement there is, and building it with the
     ORM (its CASE expressions above all) cost more than running it. Its condition is
     ``claimable()``'s, and ``pinned()``'s.
     """
-    pinned_where, pinned_params = pinned_sql()
+    runnable, runnable_params = _claimable_sql(now)
+    which, which_params = "%s", list[Any]([pk])
+    if pk is None:
+        pinned_where, pinned_params = pinned_sql()
+        which = _NEXT_RUNNABLE + pinned_where + _NEXT_RUNNABLE_END
+        which_params = [Status.QUEUED, Status.WAITING, now, *pinned_params]
+    withdraw, withdraw_params = "", list[Any]()
+    if kick_row is not None and pk is not None:
+        withdraw = (
+            "WITH kick AS (DELETE FROM django_q_ormq WHERE id = %s AND lock < %s "
+            f"AND EXISTS (SELECT 1 FROM wf_instance WHERE id = %s AND {runnable}) RETURNING id) "
+        )
+        withdraw_params = [kick_row, _not_taken_yet(), pk, *runnable_params]
+        runnable += " AND EXISTS (SELECT 1 FROM kick)"
     sql = (
-        "UPDATE wf_instance SET "
+        f"{withdraw}UPDATE wf_instance SET "
         "status = CASE WHEN status = %s THEN %s ELSE %s END, "
         "worker_crashes = worker_crashes + CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END, "
         "lease_token = %s, lease_until = %s, due_at = %s, started_at = COALESCE(started_at, %s), "
-        "updated_at = %s, deployment = %s "
-        f"WHERE id = {'%s' if pk is not None else _NEXT_RUNNABLE + pinned_where + _NEXT_RUNNABLE_END} "
-        "AND (status = %s OR (status = %s AND wake_at <= %s) "
-        f"OR (status IN (%s, %s) AND lease_until < %s)){pinned_where} RETURNING *"
+        f"updated_at = %s, deployment = %s WHERE id = {which} AND {runnable} RETURNING *"
     )
-    which = [pk] if pk is not None else [Status.QUEUED, Status.WAITING, now, *pinned_params]
     params = [
+        *withdraw_params,
         Status.WAITING_FOR_PAUSE, Status.WAITING_FOR_PAUSE, Status.RUNNING,
-        token, until, until, now, now, deployment(),
-        *which, Status.QUEUED, Status.WAITING, now, Status.RUNNING, Status.WAITING_FOR_PAUSE, now,
-        *pinned_params,
+        token, until, until, now, now, deployment(), *which_params, *runnable_params,
     ]  # fmt: skip
     taken = list(Instance.objects.raw(sql, params))
     return taken[0] if taken else None
+
+
+def _claimable_sql(now: datetime) -> tuple[str, list[Any]]:
+    """``claimable()`` and ``pinned()`` as SQL for a row of wf_instance, with its parameters."""
+    pinned_where, pinned_params = pinned_sql()
+    sql = f"(status = %s OR (status = %s AND wake_at <= %s) OR (status IN (%s, %s) AND lease_until < %s)){pinned_where}"
+    return sql, [Status.QUEUED, Status.WAITING, now, Status.RUNNING, Status.WAITING_FOR_PAUSE, now, *pinned_params]
+
+
+def _not_taken_yet() -> datetime:
+    """A held-back kick's row is locked a few ms ahead; one the pusher took is hours ahead."""
+    return timezone.now() + timedelta(seconds=conf.get("FAST_LANE_HEAD_START_SECONDS") + 1)
 
 
 # The oldest runnable instance nobody is claiming right now (the partial index
