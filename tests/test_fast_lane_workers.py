@@ -1,10 +1,11 @@
 """Wake-ups take the fast lane: the worker tree that hears an event runs the instance itself.
 
-On PostgreSQL an event notifies every ``workflows worker``; one with a free runner
-withdraws the event's held-back kick from the queue and advances the instance in its fast
-lane process (a child of the tree's main process; django-q2's worker processes are
-children of its sentinel). When every runner is busy, the kick reaches a worker process as
-any kick does. Either way the step after the wait runs once.
+On PostgreSQL an event queues nothing: it notifies every ``workflows worker``, and one
+with a free runner claims and advances the instance in its fast lane process (a child of
+the tree's main process; django-q2's worker processes are children of its sentinel).
+When every runner is busy, the dispatcher kicks the instance once it has waited
+``FAST_LANE_HEAD_START_SECONDS``, and it reaches a worker process as any kick does.
+Either way the step after the wait runs once.
 """
 
 import pytest
@@ -50,7 +51,7 @@ def test_an_event_runs_in_the_worker_trees_own_process(runner, uid):
     assert count(instance.id, "after") == 1
 
 
-def test_when_every_runner_is_busy_the_kick_reaches_a_worker_process(runner, uid):
+def test_when_every_runner_is_busy_the_wake_up_reaches_a_worker_process(runner, uid):
     tree = start_tree(runner)  # 2 runners in the fast lane, 2 worker processes
     instances = waiting(runner, uid, n=4, hold=2)
     for instance in instances:

@@ -38,8 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "BACKLOG_SECONDS": 1.0,
     # How many kicks create_batch sends for a batch (each engages one worker process).
     "KICKS_PER_BATCH": 16,
-    # An event's kick waits this long in the queue, so that a worker's fast lane (which
-    # heard the event at once) can take it instead (engine.fast_lane; PostgreSQL).
+    # PostgreSQL: an event queues no kick; the fast lanes hear it at once. An instance it
+    # woke that no fast lane has claimed after this long is kicked by the dispatcher.
     "FAST_LANE_HEAD_START_SECONDS": 0.02,
     # How long a stopping worker waits for running steps before killing its processes.
     "SHUTDOWN_GRACE_SECONDS": 30,

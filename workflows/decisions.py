@@ -35,7 +35,7 @@ from workflows.delegations import active_delegators
 from workflows.errors import NotSerialisable, ValueTooLarge, WorkflowError
 from workflows.models import ApprovalApprover, ApprovalDecision, ApprovalRequest, Instance, Notification
 from workflows.states import DECIDED, FINISHED, ApprovalStatus, Status, StepStatus
-from workflows.timers import wake, wake_now
+from workflows.timers import wake, woken
 from workflows.values import decode, encode, encode_limited
 
 COMMENT_MAX = 2000
@@ -546,7 +546,7 @@ def wake_instance(instance_pk: int, now: datetime) -> None:
     instance = Instance.objects.select_for_update().get(pk=instance_pk)
     changes: dict[str, Any] = {"events_version": F("events_version") + 1, "updated_at": now}
     if instance.status == Status.WAITING:
-        changes.update(wake_now(now))
+        changes.update(woken(now))
     Instance.objects.filter(pk=instance_pk).update(**changes)
     if instance.status == Status.WAITING:
         wake(instance_pk)

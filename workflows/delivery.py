@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connection
 
 from workflows.states import Status, StepKind, StepStatus
-from workflows.timers import wake_now
+from workflows.timers import woken
 
 
 def lock_instance(pk: int) -> tuple[str, str, str, str] | None:
@@ -52,7 +52,7 @@ def note_event(pk: int, event_type: str, now: datetime) -> bool:
         f"due_at = CASE WHEN {awaited} THEN %s ELSE due_at END "
         f"WHERE id = %s RETURNING {awaited}"
     )
-    runnable = wake_now(now)
+    runnable = woken(now)
     params = [now, *awaited_params, runnable["wake_at"], *awaited_params, runnable["due_at"], pk, *awaited_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

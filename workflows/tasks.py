@@ -20,13 +20,10 @@ from workflows.engine.replay import InstanceRun
 log = logging.getLogger("workflows.engine")
 
 
-def advance(
-    pk: int | None, *, renew_leases: bool = True, inline_callbacks: bool = False, kick_row: int | None = None
-) -> str:
+def advance(pk: int | None, *, renew_leases: bool = True, inline_callbacks: bool = False) -> str:
     """Claim instance ``pk`` and run it as far as it can go now. Safe to call for any pk, any time.
 
     ``pk`` None (PostgreSQL): the oldest runnable instance no other worker is claiming.
-    ``kick_row``: the queue row of its held-back kick, withdrawn by the claim (``leases.claim``).
 
     ``inline_callbacks`` runs plain-function step callbacks on the calling thread, so they
     share its database connection and transaction (in-process test runs); steps then run
@@ -35,7 +32,7 @@ def advance(
     Returns what happened (a ``RunOutcome``).
     """
     now = clock.now()
-    claimed = claim(pk, now, kick_row=kick_row)
+    claimed = claim(pk, now)
     if claimed is None:
         return RunOutcome.NOT_CLAIMED
     crashes = claimed.instance.worker_crashes

@@ -10,7 +10,9 @@ Two columns of ``wf_instance`` drive everything:
   transaction and pushes ``due_at`` a grace period ahead (``wake_now``): if the kick is lost
   with a killed cluster, the dispatcher kicks again when that time comes. Parked instances
   are due at their ``wake_at``; running ones at the end of their lease; paused and finished
-  ones never (NULL).
+  ones never (NULL). An event's wake-up on PostgreSQL is not queued at all: the fast lanes
+  hear a notification, and ``due_at`` is a few milliseconds ahead in case none claims it
+  (``woken``).
 
 Shared by the public API (create, send_event, resume, restart) and the engine (parking,
 the dispatcher); it imports nothing of the engine.
@@ -18,7 +20,6 @@ the dispatcher); it imports nothing of the engine.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,35 +57,32 @@ def kick(pk: int) -> None:
     send(ADVANCE_TASK, pk, f"advance-{pk}")
 
 
-# Set while a wake-up's kick is queued: the queue row becomes visible only this many
-# seconds later, so that a listening worker (``engine.fast_lane``) can take the wake-up
-# first and delete the row. The broker records the row it queued in QUEUED_ROW.
-HEAD_START: ContextVar[float] = ContextVar("workflows_kick_head_start", default=0.0)
-QUEUED_ROW: ContextVar[int | None] = ContextVar("workflows_kick_queued_row", default=None)
+def woken(now: datetime) -> dict[str, Any]:
+    """The columns of an instance an event (or a decision) made runnable; pair with ``wake``.
+
+    On PostgreSQL with workers listening, nothing is queued: ``wake`` notifies the fast
+    lanes, and ``due_at`` is only ``FAST_LANE_HEAD_START_SECONDS`` ahead, so that the
+    dispatcher kicks the instance through the queue if no fast lane has claimed it by then
+    (every runner busy, or none listening). Elsewhere: ``wake_now``, and a kick.
+    """
+    if not _notifies():
+        return wake_now(now)
+    return {"wake_at": now, "due_at": now + timedelta(seconds=conf.get("FAST_LANE_HEAD_START_SECONDS"))}
 
 
 def wake(pk: int) -> None:
-    """Kick an instance that someone is waiting for (an event arrived).
-
-    On PostgreSQL the listening workers also hear it at once (``engine.fast_lane``), with
-    the kick's queue row in the notification: the one that deletes the row runs the
-    instance, and the kick, held back ``FAST_LANE_HEAD_START_SECONDS``, goes to a worker
-    process only when no listener took it (none runs, or all are busy).
-    """
-    if not conf.get("ENQUEUE") or connection.vendor != "postgresql":
+    """Wake an instance made runnable with ``woken``'s columns (an event arrived): on
+    PostgreSQL every listening fast lane hears it at commit (``engine.fast_lane``) and the
+    first to claim it runs it; elsewhere it is kicked."""
+    if not _notifies():
         kick(pk)
         return
-    # Only the database broker holds a kick back and records its row; the Redis broker
-    # pushes the kick after the commit, outside this, and the row stays None.
-    held_back = HEAD_START.set(conf.get("FAST_LANE_HEAD_START_SECONDS"))
-    QUEUED_ROW.set(None)
-    try:
-        kick(pk)
-    finally:
-        HEAD_START.reset(held_back)
-    row = QUEUED_ROW.get()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, f"{pk}:{row or ''}"])
+        cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, str(pk)])
+
+
+def _notifies() -> bool:
+    return bool(conf.get("ENQUEUE")) and connection.vendor == "postgresql"
 
 
 def kick_some(pks: list[int]) -> None:

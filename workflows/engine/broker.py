@@ -8,10 +8,6 @@ the pusher process after the fork) rather than sleeping, with a timeout as a saf
 for a missed notification. On SQLite, where nothing can notify, it watches the database
 file for commits (``PRAGMA data_version``, every 5 ms) and looks at the queue only when
 something was committed.
-
-A wake-up's kick is held back (``workflows.timers.wake``): its row becomes visible a few
-milliseconds later and sends no notification, so the pusher sleeps until it is due; by
-then a worker's fast lane has usually deleted it and run the instance itself.
 """
 
 from __future__ import annotations
@@ -20,18 +16,14 @@ import contextlib
 import logging
 import sqlite3
 import time
-from datetime import timedelta
 from time import sleep
 from typing import Any
 
 import psycopg
 from django.db import connection
-from django.db.models import Min
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
-
-from workflows.timers import HEAD_START, QUEUED_ROW
 
 log = logging.getLogger("workflows.broker")
 CHANNEL = "workflows_kick"
@@ -46,17 +38,10 @@ class NotifyingORM(ORM):
         self._watcher: sqlite3.Connection | None = None
 
     def enqueue(self, task: str) -> int:
-        held_back = HEAD_START.get()
-        if not held_back:
-            pk = super().enqueue(task)
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
-            return pk
-        # A wake-up's kick (workflows.timers.wake): visible later, and nobody is woken for it.
-        lock = timezone.now() + timedelta(seconds=held_back)
-        pk = self.get_connection().create(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=lock).pk
-        QUEUED_ROW.set(pk)
+        pk = super().enqueue(task)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
         return pk
 
     def dequeue(self) -> list[tuple[int, str]] | None:
@@ -65,7 +50,7 @@ class NotifyingORM(ORM):
             return claimed
         if connection.vendor == "sqlite":
             self._wait_for_a_commit(WAIT_SECONDS)
-        elif not self._wait_for_notification(self._until_next_visible()):
+        elif not self._wait_for_notification(WAIT_SECONDS):
             sleep(Conf.POLL)
         return None
 
@@ -87,13 +72,6 @@ class NotifyingORM(ORM):
             self._watcher = None
             sleep(Conf.POLL)
         return False
-
-    def _until_next_visible(self) -> float:
-        """Seconds until a held-back row becomes visible (at most WAIT_SECONDS)."""
-        soonest = self.get_connection().filter(key=self.list_key, lock__gt=timezone.now()).aggregate(m=Min("lock"))["m"]
-        if soonest is None:
-            return WAIT_SECONDS
-        return max(0.001, min(WAIT_SECONDS, (soonest - timezone.now()).total_seconds()))
 
     def _claim(self) -> list[tuple[int, str]]:
         """The ORM broker's claim: a compare-and-set on ``lock`` per row (another cluster may win)."""

@@ -1,16 +1,15 @@
 """Wake-ups without a queue hop: the worker tree's fast lane hears the event and runs it.
 
 On PostgreSQL, ``send_event`` (and a decision, which is an event) notifies the channel
-``workflows_wake`` in the transaction that made the instance runnable (so it arrives
-exactly when the change is visible), with the instance's pk and the queue row of its kick
-(``workflows.timers.wake``). Every ``workflows worker`` listens in a thread of its fast
+``workflows_wake`` with the instance's pk, in the transaction that made the instance
+runnable (so it arrives exactly when the change is visible), and queues nothing
+(``workflows.timers.woken``). Every ``workflows worker`` listens in a thread of its fast
 lane process (a supervised child: ``engine.fast_lane_process``). A listener with a free
-runner hands it the wake-up at once: the runner's claim deletes the kick's row in the same
-statement (the first claim to do so, among all trees, owns the wake-up: ``leases.claim``)
-and advances the instance on its own connection,
-instead of django-q2's pusher handing a task to a worker process later. The kick is held
-back ``FAST_LANE_HEAD_START_SECONDS`` for that; when no listener took it (none runs, or
-every runner is busy), it reaches a worker process as any kick does.
+runner hands it the wake-up at once, and the runner claims and advances the instance on
+its own connection (among several trees, the first claim wins; the others find nothing to
+claim). No queue row, pusher or worker process is involved. The instance is due
+``FAST_LANE_HEAD_START_SECONDS`` later: when no fast lane has claimed it by then (none
+runs, or every runner is busy), the dispatcher kicks it through the queue.
 
 The runners are ``WORKERS`` threads: a burst of events is served in parallel, and a
 woken instance with a long step does not hold the lane. The dispatcher offers them the
@@ -78,27 +77,24 @@ class FastLane(threading.Thread):
 
     def _take(self, payload: str) -> None:
         """Run the woken instance if a runner is free (its claim says whether it is ours)."""
-        pk_text, _, row_text = payload.partition(":")
         with contextlib.suppress(ValueError):
-            pk, row = int(pk_text), int(row_text) if row_text else None
+            pk = int(payload)
             if not self.free.acquire(blocking=False):
-                return  # every runner is busy: the held-back kick will reach a worker process
-            self.runners.submit(self._advance, pk, row)
+                return  # every runner is busy: the dispatcher kicks it when it comes due
+            self.runners.submit(self._advance, pk)
 
     def offer(self, pk: int) -> bool:
         """Run instance ``pk`` in a free runner now (the dispatcher's due timers); False when all are busy."""
         if draining() or not self.free.acquire(blocking=False):
             return False
-        self.runners.submit(self._advance, pk, None)
+        self.runners.submit(self._advance, pk)
         return True
 
-    def _advance(self, pk: int, kick_row: int | None) -> None:
+    def _advance(self, pk: int) -> None:
         from workflows.tasks import advance
 
         try:
-            # When the claim fails, nothing was withdrawn: another tree's fast lane or a
-            # worker process has the kick, or the instance has nothing to do.
-            advance(pk, kick_row=kick_row)
+            advance(pk)  # not claimed: another tree's fast lane or a worker has it, or nothing to do
         except Exception:  # the instance's due_at brings the dispatcher's kick if nobody else runs it
             log.exception("fast lane: advancing instance %s failed", pk)
         finally:

@@ -23,7 +23,6 @@ from typing import Any
 from django.db import Error as DatabaseFailure
 from django.db import close_old_connections, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from workflows import clock, conf, metrics
 from workflows.engine.rows import Claim, StepKey, StepRow, load_steps
@@ -91,16 +90,11 @@ def pinned() -> Q:
     return mine
 
 
-def claim(pk: int | None, now: datetime, *, kick_row: int | None = None) -> Claim[Lease] | None:
+def claim(pk: int | None, now: datetime) -> Claim[Lease] | None:
     """Take the instance if it has work and nobody holds it; load its steps for replay.
 
     ``pk`` None: the oldest runnable instance (queued, or waiting and due) that no other
     worker is taking at this moment (PostgreSQL's ``SKIP LOCKED``; see ``engine.backlog``).
-
-    ``kick_row`` (PostgreSQL, the fast lane): the queue row of the instance's held-back
-    kick. The claim then also deletes it, in the same statement, and succeeds only if it
-    did: the first fast lane to the row runs the instance, and no worker process gets the
-    kick. A row the pusher already took is left alone, and the claim fails.
 
     Taking over a dead worker's lease counts a worker crash; the attempts it left running
     are recorded as failed so the step's retry rules apply. One round trip for a new
@@ -109,7 +103,7 @@ def claim(pk: int | None, now: datetime, *, kick_row: int | None = None) -> Clai
     """
     token = uuid.uuid4().hex
     until = lease_until(now)
-    instance = _take(pk, token, until, now, kick_row)
+    instance = _take(pk, token, until, now)
     if instance is None:
         return None
     pk = instance.pk
@@ -134,7 +128,7 @@ def claim(pk: int | None, now: datetime, *, kick_row: int | None = None) -> Clai
     return Claim(lease, instance, rows, max_seq)
 
 
-def _take(pk: int | None, token: str, until: datetime, now: datetime, kick_row: int | None = None) -> Instance | None:
+def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instance | None:
     """The claiming compare-and-set, returning the claimed row: one UPDATE ... RETURNING.
 
     Written in SQL because it is the hottest statement there is, and building it with the
@@ -147,23 +141,14 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime, kick_row: 
         pinned_where, pinned_params = pinned_sql()
         which = _NEXT_RUNNABLE + pinned_where + _NEXT_RUNNABLE_END
         which_params = [Status.QUEUED, Status.WAITING, now, *pinned_params]
-    withdraw, withdraw_params = "", list[Any]()
-    if kick_row is not None and pk is not None:
-        withdraw = (
-            "WITH kick AS (DELETE FROM django_q_ormq WHERE id = %s AND lock < %s "
-            f"AND EXISTS (SELECT 1 FROM wf_instance WHERE id = %s AND {runnable}) RETURNING id) "
-        )
-        withdraw_params = [kick_row, _not_taken_yet(), pk, *runnable_params]
-        runnable += " AND EXISTS (SELECT 1 FROM kick)"
     sql = (
-        f"{withdraw}UPDATE wf_instance SET "
+        "UPDATE wf_instance SET "
         "status = CASE WHEN status = %s THEN %s ELSE %s END, "
         "worker_crashes = worker_crashes + CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END, "
         "lease_token = %s, lease_until = %s, due_at = %s, started_at = COALESCE(started_at, %s), "
         f"updated_at = %s, deployment = %s WHERE id = {which} AND {runnable} RETURNING *"
     )
     params = [
-        *withdraw_params,
         Status.WAITING_FOR_PAUSE, Status.WAITING_FOR_PAUSE, Status.RUNNING,
         token, until, until, now, now, deployment(), *which_params, *runnable_params,
     ]  # fmt: skip
@@ -176,11 +161,6 @@ def _claimable_sql(now: datetime) -> tuple[str, list[Any]]:
     pinned_where, pinned_params = pinned_sql()
     sql = f"(status = %s OR (status = %s AND wake_at <= %s) OR (status IN (%s, %s) AND lease_until < %s)){pinned_where}"
     return sql, [Status.QUEUED, Status.WAITING, now, Status.RUNNING, Status.WAITING_FOR_PAUSE, now, *pinned_params]
-
-
-def _not_taken_yet() -> datetime:
-    """A held-back kick's row is locked a few ms ahead; one the pusher took is hours ahead."""
-    return timezone.now() + timedelta(seconds=conf.get("FAST_LANE_HEAD_START_SECONDS") + 1)
 
 
 # The oldest runnable instance nobody is claiming right now (the partial index
