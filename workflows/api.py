@@ -29,7 +29,7 @@ from workflows.models import Event, Instance, Step
 from workflows.notifications import resume_timers
 from workflows.repairs import InstanceRepairs
 from workflows.states import FINISHED, Status
-from workflows.timers import kick, kick_some, shift_timers, wake, wake_now
+from workflows.timers import kick, kick_some, shift_timers, wake_now
 from workflows.validation import check_event_type, check_instance_id
 from workflows.values import decode, encode_limited, register_type
 from workflows.versions import version_of
@@ -357,10 +357,11 @@ class InstanceHandle(InstanceRepairs):
             if status in FINISHED:
                 raise InvalidState(f"cannot send an event to instance {self.id!r}: it is {status}")
             sender = Instance(workflow_name=workflow_name, instance_id=instance_id, trace_context=trace_context)
-            delivery.insert_event(self._pk, type, text, now, idempotency_key, tracing.sending(sender, type))
-            self._audit("send_event", now, type=type, payload_bytes=len(text))
-            if delivery.note_event(self._pk, type, now):
-                wake(self._pk)
+            record = audit.unsaved(
+                "send_event", workflow=self.workflow_name, instance_id=self.id, at=now,
+                details={"type": type, "payload_bytes": len(text)},
+            )  # fmt: skip
+            delivery.deliver(self._pk, type, text, now, idempotency_key, tracing.sending(sender, type), record)
         return True
 
 

@@ -35,12 +35,29 @@ def record(
 ) -> None:
     """Write one record (call it inside the transaction of the change). ``user`` and
     ``channel`` override the current actor (a decision knows its own)."""
+    unsaved(
+        action, workflow=workflow, instance_id=instance_id, details=details, user=user, channel=channel, at=at
+    ).save()
+
+
+def unsaved(
+    action: str,
+    *,
+    workflow: str = "",
+    instance_id: str = "",
+    details: dict[str, Any] | None = None,
+    user: Any = None,
+    channel: str | None = None,
+    at: datetime | None = None,
+) -> AuditRecord:
+    """The record ``record`` writes, not saved yet: for a caller that writes it in a
+    statement of its own (``workflows.delivery``)."""
     actor = current()
     if user is not None:
         actor = Actor(user, channel or actor.channel, user.get_username())
     elif channel is not None:
         actor = Actor(actor.user, channel, actor.name)
-    AuditRecord.objects.create(
+    return AuditRecord(
         at=at or clock.now(), user=actor.user, actor=actor.name, channel=actor.channel, action=action,
         workflow_name=workflow, instance_key=instance_id, details={**current().context, **(details or {})},
     )  # fmt: skip

@@ -65,7 +65,7 @@ def woken(now: datetime) -> dict[str, Any]:
     dispatcher kicks the instance through the queue if no fast lane has claimed it by then
     (every runner busy, or none listening). Elsewhere: ``wake_now``, and a kick.
     """
-    if not _notifies():
+    if not notifies():
         return wake_now(now)
     return {"wake_at": now, "due_at": now + timedelta(seconds=conf.get("FAST_LANE_HEAD_START_SECONDS"))}
 
@@ -74,14 +74,15 @@ def wake(pk: int) -> None:
     """Wake an instance made runnable with ``woken``'s columns (an event arrived): on
     PostgreSQL every listening fast lane hears it at commit (``engine.fast_lane``) and the
     first to claim it runs it; elsewhere it is kicked."""
-    if not _notifies():
+    if not notifies():
         kick(pk)
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, str(pk)])
 
 
-def _notifies() -> bool:
+def notifies() -> bool:
+    """Whether wake-ups notify the fast lanes rather than queue a kick (PostgreSQL, with workers)."""
     return bool(conf.get("ENQUEUE")) and connection.vendor == "postgresql"
 
 
