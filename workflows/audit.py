@@ -23,21 +23,10 @@ from workflows.errors import WorkflowError
 from workflows.models import AuditRecord
 
 
-def record(
-    action: str,
-    *,
-    workflow: str = "",
-    instance_id: str = "",
-    details: dict[str, Any] | None = None,
-    user: Any = None,
-    channel: str | None = None,
-    at: datetime | None = None,
-) -> None:
-    """Write one record (call it inside the transaction of the change). ``user`` and
-    ``channel`` override the current actor (a decision knows its own)."""
-    unsaved(
-        action, workflow=workflow, instance_id=instance_id, details=details, user=user, channel=channel, at=at
-    ).save()
+def record(action: str, **fields: Any) -> None:
+    """Write one record (call it inside the transaction of the change); the arguments are
+    ``unsaved``'s. ``user`` and ``channel`` override the current actor (a decision knows its own)."""
+    unsaved(action, **fields).save()
 
 
 def unsaved(
