@@ -1,6 +1,7 @@
 """wait_for_event and send_event: buffered FIFO per type, timeouts that never eat later events."""
 
 import pytest
+from django.db import connection
 
 from tests.helpers import later, row, run, start, steps_of
 from workflows.errors import InvalidEventType, InvalidState, ValueTooLarge
@@ -99,3 +100,25 @@ def test_send_event_validates_type_and_payload_and_refuses_finished_instances():
     assert run(instance)["status"] == "complete"
     with pytest.raises(InvalidState, match="it is complete"):
         instance.send_event("go")
+
+
+def test_a_claim_reads_the_steps_and_each_waiting_waits_next_event_as_a_query_would():
+    from dataclasses import replace
+
+    from workflows import clock
+    from workflows.engine.leases import claim
+    from workflows.engine.rows import load_steps
+
+    instance = start("t-waiter", {"waits": 2})
+    run(instance)
+    instance.send_event("go", {"first": "één"})
+    run(instance)  # the first wait took it; the second waits
+    instance.send_event("go", 2)
+    claimed = claim(row(instance).pk, clock.now())
+    expected, max_seq = load_steps(row(instance).pk, claimed.lease.run_number)
+    assert claimed.max_seq == max_seq == 2
+    assert {key: replace(step, next_event=None) for key, step in claimed.steps.items()} == expected
+    waiting = claimed.steps[("wait", "wait 1", 1)]
+    sent = Event.objects.get(instance=row(instance), consumed_at__isnull=True)
+    if connection.vendor == "postgresql":  # read with the claim; SQLite's wait queries when it gets there
+        assert waiting.next_event == (sent.pk, sent.payload, sent.created_at, "")

@@ -149,3 +149,19 @@ def test_parallel_sleeps_wake_each_branch_at_its_own_time():
     assert [s.name for s in steps_of(instance) if s.status == "succeeded"] == ["sleep 1", "after 1"]
     later(seconds=3600)
     assert instance.status()["output"] == [1, 2]
+
+
+def test_a_claim_reads_retrying_and_failed_steps_with_their_config_errors_and_times():
+    from datetime import timedelta
+
+    from workflows import clock
+    from workflows.engine.leases import claim
+    from workflows.engine.rows import load_steps
+
+    instance = start("t-flaky", {"fail": 9, "retries": {"limit": 1, "delay": 10}})
+    run(instance)
+    clock.advance(timedelta(seconds=10))
+    claimed = claim(row(instance).pk, clock.now())
+    assert claimed.steps == load_steps(row(instance).pk, claimed.lease.run_number)[0]
+    (step,) = claimed.steps.values()
+    assert step.config and step.wake_at and step.status == "retrying"

@@ -51,7 +51,10 @@ def receive_event(
     if take_events:
         found_events = {} if found_events is None else found_events
         others = [event_id for event_id, step_id in found_events.items() if step_id != row.id]
-        found = _find_event(lease, row.id, event_type, deadline, others)
+        found = row.next_event if row.next_event and row.next_event[0] not in others else None
+        row.next_event = None  # read with the claim: good for this first look only
+        if found is None:
+            found = _find_event(lease, row.id, event_type, deadline, others)
         if found is not None:
             found_events[found[0]] = row.id
             # The event is this step's once the caller stores the step's result with its

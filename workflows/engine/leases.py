@@ -21,11 +21,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import Error as DatabaseFailure
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 
 from workflows import clock, conf, metrics
-from workflows.engine.rows import Claim, StepKey, StepRow, load_steps
+from workflows.engine.rows import (
+    STEPS_JSON_PARAMS,
+    STEPS_JSON_SQL,
+    Claim,
+    StepKey,
+    StepRow,
+    keyed,
+    load_steps,
+    rows_from_json,
+)
 from workflows.history import record_interrupted
 from workflows.models import Instance, Step
 from workflows.states import FINISHED, Status, StepStatus
@@ -97,9 +106,9 @@ def claim(pk: int | None, now: datetime) -> Claim[Lease] | None:
     worker is taking at this moment (PostgreSQL's ``SKIP LOCKED``; see ``engine.backlog``).
 
     Taking over a dead worker's lease counts a worker crash; the attempts it left running
-    are recorded as failed so the step's retry rules apply. One round trip for a new
-    instance (the claiming UPDATE returns the row; a first claim has no steps to load), two
-    otherwise (then one SELECT of its steps: the lease now keeps other workers out).
+    are recorded as failed so the step's retry rules apply. One round trip: the claiming
+    UPDATE returns the row and, on PostgreSQL, the steps (a first claim has none); SQLite
+    reads them with one SELECT after it (the lease now keeps other workers out).
     """
     token = uuid.uuid4().hex
     until = lease_until(now)
@@ -111,9 +120,11 @@ def claim(pk: int | None, now: datetime) -> Claim[Lease] | None:
         # Due at wake_at (created, woken, retried): how long it waited for a worker.
         lag = max(0.0, (now - instance.wake_at).total_seconds())
         metrics.time_taken("workflows_schedule_to_start_seconds", lag, workflow=instance.workflow_name)
+    rows: dict[StepKey, StepRow]
     if instance.started_at == now:
-        rows: dict[StepKey, StepRow] = {}
-        max_seq = 0  # its first claim: no worker has recorded a step yet
+        rows, max_seq = {}, 0  # its first claim: no worker has recorded a step yet
+    elif connection.vendor == "postgresql":
+        rows, max_seq = keyed(rows_from_json(instance.steps_json))  # type: ignore[attr-defined]
     else:
         rows, max_seq = load_steps(pk, instance.run_number)
     # A running step is a dead worker's, unless another worker runs it now (fan-out lease).
@@ -152,6 +163,12 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
         Status.WAITING_FOR_PAUSE, Status.WAITING_FOR_PAUSE, Status.RUNNING,
         token, until, until, now, now, deployment(), *which_params, *runnable_params,
     ]  # fmt: skip
+    if connection.vendor == "postgresql":  # the steps too, unless this is the first claim
+        sql = (
+            f"WITH claimed AS ({sql}) SELECT claimed.*, "
+            f"CASE WHEN claimed.started_at = %s THEN NULL ELSE {STEPS_JSON_SQL} END AS steps_json FROM claimed"
+        )
+        params += [now, *STEPS_JSON_PARAMS]
     taken = list(Instance.objects.raw(sql, params))
     return taken[0] if taken else None
 

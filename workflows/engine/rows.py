@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workflows.models import Step
+from workflows.states import StepKind, StepStatus
 
 if TYPE_CHECKING:
     from workflows.engine.leases import Lease, StepLease
@@ -40,6 +42,9 @@ class StepRow:
     started_at: datetime | None = None
     sender: str = ""  # not stored: the traceparent of the event a wait just took (tracing)
     event_id: int | None = None  # not stored: the event a wait took, marked consumed with its result
+    # Not stored: for a waiting wait, the event it would take, read with the claim
+    # (PostgreSQL; engine.events uses it instead of a query of its own).
+    next_event: tuple[int, str, datetime, str] | None = None
 
     @property
     def key(self) -> StepKey:
@@ -64,8 +69,43 @@ _FIELDS = (
 
 def load_steps(instance_pk: int, run_number: int) -> tuple[dict[StepKey, StepRow], int]:
     """The steps of the instance's current run, keyed (kind, name, occurrence), and the highest seq: one query."""
-    rows: dict[StepKey, StepRow] = {}
-    for values in Step.objects.filter(instance_id=instance_pk, run_number=run_number).values(*_FIELDS):
-        row = StepRow(**values)
-        rows[row.key] = row
-    return rows, max((row.seq for row in rows.values()), default=0)
+    rows = [
+        StepRow(**values)
+        for values in Step.objects.filter(instance_id=instance_pk, run_number=run_number).values(*_FIELDS)
+    ]
+    return keyed(rows)
+
+
+def keyed(rows: list[StepRow]) -> tuple[dict[StepKey, StepRow], int]:
+    """``load_steps``'s answer for these rows."""
+    return {row.key: row for row in rows}, max((row.seq for row in rows), default=0)
+
+
+# PostgreSQL: the steps as one JSON array, for the claiming statement to return with the
+# instance (``leases.claim``); each waiting wait with the event it would take.
+STEPS_JSON_SQL = (
+    "(SELECT json_agg(json_build_array(s.id, s.kind, s.name, s.occurrence, s.seq, s.status, s.result, s.error, "
+    "s.config, s.attempts, s.wake_at, s.lease_token, s.attempt_started_at, s.lease_until, s.started_at, "
+    "CASE WHEN s.kind = %s AND s.status = %s THEN (SELECT json_build_array(e.id, e.payload, e.created_at, "
+    "e.trace_context) FROM wf_event e WHERE e.instance_id = s.instance_id AND e.type = s.event_type "
+    "AND e.created_at <= s.wake_at AND (e.consumed_at IS NULL OR e.consumed_by_id = s.id) "
+    "ORDER BY CASE WHEN e.consumed_by_id = s.id THEN 0 ELSE 1 END, e.id LIMIT 1) END))::text "
+    "FROM wf_step s WHERE s.instance_id = claimed.id AND s.run_number = claimed.run_number)"
+)
+STEPS_JSON_PARAMS = [StepKind.WAIT, StepStatus.WAITING]
+_DATETIMES = (10, 12, 13, 14)  # wake_at, attempt_started_at, lease_until, started_at
+
+
+def rows_from_json(text: str | None) -> list[StepRow]:
+    """The rows of ``STEPS_JSON_SQL``'s answer."""
+    rows = []
+    for values in json.loads(text) if text else []:
+        for i in _DATETIMES:
+            if values[i] is not None:
+                values[i] = datetime.fromisoformat(values[i])
+        row = StepRow(*values[:15])
+        if values[15] is not None:
+            event_id, payload, created_at, sender = values[15]
+            row.next_event = (event_id, payload, datetime.fromisoformat(created_at), sender or "")
+        rows.append(row)
+    return rows
