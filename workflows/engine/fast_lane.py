@@ -46,6 +46,22 @@ class FastLane(threading.Thread):
         self.runners = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="workflow-fast-lane-run")
         self.free = threading.Semaphore(self.size)
 
+    def warm_up(self) -> None:
+        """Import the engine and open each runner's connection now: the first wake-up after a
+        start took 40 ms more without this (modules, a thread, a database connection)."""
+        import workflows.tasks  # noqa: F401
+
+        everyone = threading.Barrier(self.size)  # one task per runner thread, not two on one
+
+        def open_connection() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                everyone.wait(timeout=5)
+            with contextlib.suppress(Exception):  # no database yet: the first wake-up connects
+                connection.ensure_connection()
+
+        for _ in range(self.size):
+            self.runners.submit(open_connection)
+
     def run(self) -> None:
         if connection.vendor != "postgresql":
             return

@@ -84,6 +84,7 @@ def serve(offers: Any, stop: ProcessEvent, runners: int) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     lane_stop = threading.Event()
     lane = FastLane(lane_stop, runners)
+    lane.warm_up()
     lane.start()
     while not stop.is_set():
         with contextlib.suppress(queue.Empty):
