@@ -16,7 +16,9 @@ from django.db import connection, transaction
 from django.db.models import Case, Value, When
 
 from workflows import conf, metrics
+from workflows.engine.bridge import Deferred
 from workflows.engine.leases import Lease, LeaseLost
+from workflows.engine.records import success_cte
 from workflows.models import ApprovalRequest, Instance, Step
 from workflows.states import ApprovalStatus, Status, StepStatus
 from workflows.timers import grace, kick, next_wake
@@ -78,17 +80,23 @@ def finish(
     error: dict[str, Any] | None = None,
     open_approvals: bool = False,
     workflow: str = "",
+    deferred: Deferred | None = None,
 ) -> None:
     """The instance is complete (with ``output_text``) or errored (with ``error``), for good.
 
     With ``open_approvals`` (an approval still waited when ``run`` ended, say beside a failed
     branch) its requests are cancelled in the same transaction: nobody is asked any more.
+    A ``deferred`` write (``engine.bridge``) that stores the last step's result is part of
+    the same statement on PostgreSQL: one commit ends the instance; any other is written first.
     """
     metrics.count(
         "workflows_instances_failed" if error is not None else "workflows_instances_completed", workflow=workflow
     )
+    success = None if open_approvals else success_cte(deferred, lease)
+    if deferred is not None and success is None:
+        deferred.write()
     if not open_approvals:
-        return _finish(lease, now, output_text, error)
+        return _finish(lease, now, output_text, error, success)
     with transaction.atomic():
         _finish(lease, now, output_text, error)
         ApprovalRequest.objects.filter(instance_id=lease.pk, status=ApprovalStatus.OPEN).update(
@@ -96,18 +104,26 @@ def finish(
         )
 
 
-def _finish(lease: Lease, now: datetime, output_text: str | None, error: dict[str, Any] | None) -> None:
-    """One fenced UPDATE, in SQL: it ends every instance, and the ORM took longer to build it than to run it."""
+def _finish(
+    lease: Lease,
+    now: datetime,
+    output_text: str | None,
+    error: dict[str, Any] | None,
+    success: tuple[str, list[Any]] | None = None,
+) -> None:
+    """One fenced UPDATE, in SQL: it ends every instance, and the ORM took longer to build it
+    than to run it. ``success``: the last step's result, as ``records.success_cte``'s clauses."""
     status = Status.ERRORED if error is not None else Status.COMPLETE
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    with_done, done_params = (f"WITH {success[0]} ", success[1]) if success else ("", [])
     sql = (
-        f"UPDATE wf_instance SET status = %s, output = %s, error = %s{cast}, ended_at = %s, wake_at = NULL, "
+        f"{with_done}UPDATE wf_instance SET status = %s, output = %s, error = %s{cast}, ended_at = %s, wake_at = NULL, "
         "due_at = NULL, lease_token = NULL, lease_until = NULL, pause_requested = %s, updated_at = %s "
-        "WHERE id = %s AND lease_token = %s"
+        f"WHERE id = %s AND lease_token = %s{' AND EXISTS (SELECT 1 FROM done)' if success else ''}"
     )
     error_text = None if error is None else json.dumps(error)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [status, output_text, error_text, now, False, now, lease.pk, lease.token])
+        cursor.execute(sql, [*done_params, status, output_text, error_text, now, False, now, lease.pk, lease.token])
         if cursor.rowcount != 1:
             raise LeaseLost()
 

@@ -96,7 +96,7 @@ def begin_attempt(
 def _begin_new_step(
     lease: Lease, key: StepKey, seq: int, config: dict, now: datetime, deferred: Deferred | None
 ) -> StepRow:
-    if deferred is not None and deferred.fn in (attempt_succeeded, store_result, store_wait_result):
+    if deferred is not None and deferred.fn in _SUCCESS_WRITES:
         step_id = _succeed_and_insert(deferred, lease, key, seq, config, now)
     else:
         if deferred is not None:
@@ -147,14 +147,13 @@ def _succeed_and_insert(deferred: Deferred, lease: Lease, key: StepKey, seq: int
     both or neither pass the lease check; only a pause asked in between stops the INSERT).
     SQLite: both statements in one transaction. Either way a pause keeps the result.
     """
-    done_lease, row, result_text, ended_at = deferred.args
-    assert done_lease is lease
-    if connection.vendor != "postgresql":
+    success = success_cte(deferred, lease)
+    if success is None:
         with transaction.atomic():
             deferred.write()  # LeaseLost: nothing is written
             step_id = _try_insert_step(lease, key, seq, config, now)
     else:
-        done_sql, done_params = _success_cte(lease, row, result_text, ended_at)
+        done_sql, done_params = success
         sql = f"WITH {done_sql} " + _insert_step_sql(f"EXISTS (SELECT 1 FROM done) AND {lease_check_sql(pause=True)}")
         with connection.cursor() as cursor:
             cursor.execute(sql, [*done_params, *_insert_step_params(lease, key, seq, config, now)])
@@ -198,6 +197,18 @@ _CONSUME_SQL = (
 
 def _consume_params(lease: Lease, row: StepRow, now: datetime) -> list[Any]:
     return [now, row.id, row.event_id, row.id, lease.pk, lease.token]
+
+
+def success_cte(deferred: Deferred | None, lease: Lease) -> tuple[str, list[Any]] | None:
+    """PostgreSQL: a deferred write that stores a step result of this lease, as WITH clauses
+    ending in ``done`` (the step's id when written), for the next write's statement to
+    start with; None for any other deferred write, or on SQLite (write it first, then)."""
+    if connection.vendor != "postgresql" or deferred is None or deferred.fn not in _SUCCESS_WRITES:
+        return None
+    done_lease, row, result_text, ended_at = deferred.args
+    if done_lease is not lease:
+        return None
+    return _success_cte(lease, row, result_text, ended_at)
 
 
 def _success_cte(lease: Lease, row: StepRow, result_text: str, now: datetime) -> tuple[str, list[Any]]:
@@ -310,3 +321,7 @@ def end_sleep(lease: Lease, row: StepRow, now: datetime) -> None:
         fence(lease, now)
         Step.objects.filter(pk=row.id).update(status=StepStatus.SUCCEEDED, ended_at=now)
     row.status = StepStatus.SUCCEEDED
+
+
+# The deferred writes that store a step's result (records.defer_success, engine.waits).
+_SUCCESS_WRITES = (attempt_succeeded, store_result, store_wait_result)

@@ -34,7 +34,7 @@ from workflows import clock, conf, overrides, tracing
 from workflows.bindings import env
 from workflows.definition import lookup
 from workflows.engine import approvals, divergence, parking, steps, waits
-from workflows.engine.bridge import DatabaseBridge
+from workflows.engine.bridge import DatabaseBridge, Deferred, absorbs
 from workflows.engine.context import SyncWorkflowStep, WorkflowEvent, WorkflowStep
 from workflows.engine.control import Abandon, RunOutcome, Suspend, draining
 from workflows.engine.leases import Lease, LeaseLost, PauseRequested, StepLease, fence
@@ -179,8 +179,8 @@ class InstanceRun:
             await self.db(self.finish_error, public_error(error_record(exc)))
             return RunOutcome.ERRORED
         await self.db(
-            self.call_store, parking.finish, self.lease, now, output_text=text, open_approvals=self.open_approvals(),
-            workflow=self.instance.workflow_name,
+            self.call_store_absorbing, parking.finish, self.lease, now, output_text=text,
+            open_approvals=self.open_approvals(), workflow=self.instance.workflow_name,
         )  # fmt: skip
         log.info("%s: complete", self.label, **self.log_fields())
         return RunOutcome.COMPLETE
@@ -194,6 +194,12 @@ class InstanceRun:
     def open_approvals(self) -> bool:
         """Whether an approval step still waits (its request is then cancelled as the instance ends)."""
         return any(row.kind == StepKind.APPROVAL and row.status == StepStatus.WAITING for row in self.steps.values())
+
+    @staticmethod
+    @absorbs
+    def call_store_absorbing(fn: Callable, *args: Any, deferred: Deferred | None = None, **kwargs: Any) -> Any:
+        """``call_store`` for a write that takes the deferred step result along (``engine.bridge``)."""
+        return InstanceRun.call_store(fn, *args, deferred=deferred, **kwargs)
 
     @staticmethod
     def call_store(fn: Callable, *args: Any, **kwargs: Any) -> Any:
