@@ -91,7 +91,9 @@ class Instance(models.Model):
 class Step(models.Model):
     """A step.do, sleep or wait_for_event, memoised by (kind, name, occurrence)."""
 
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: the unique key and wf_step_pending start with instance_id, and
+    # every step's insert and status change would write a third entry for nothing.
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="steps", db_index=False)
     # The run it belongs to (Instance.run_number). A restart moves the steps it keeps to the
     # new run and leaves the others in the old one, as history.
     run_number = models.PositiveIntegerField(default=1)
@@ -160,7 +162,8 @@ class Attempt(models.Model):
 class Event(models.Model):
     """An event sent to an instance; buffered FIFO per type until a wait consumes it."""
 
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: wf_event_fifo starts with instance_id.
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="events", db_index=False)
     type = models.CharField(max_length=100)
     payload = models.TextField(default="null")
     created_at = models.DateTimeField()
