@@ -1,36 +1,34 @@
 """Wake-ups take the fast lane: the worker tree that hears an event runs the instance itself.
 
-On PostgreSQL an event queues nothing: it notifies every ``workflows worker``, and one
-with a free runner claims and advances the instance in its fast lane process (a child of
-the tree's main process; django-q2's worker processes are children of its sentinel).
+An event queues nothing: every ``workflows worker`` hears of it (a notification on
+PostgreSQL; on SQLite it sees the commit), and one with a free runner claims and advances
+the instance in its fast lane process (a child of the tree's main process; django-q2's
+worker processes are children of its sentinel).
 When every runner is busy, the dispatcher kicks the instance once it has waited
 ``FAST_LANE_HEAD_START_SECONDS``, and it reaches a worker process as any kick does.
 Either way the step after the wait runs once.
 """
 
 import pytest
-from django.db import connection
 
 from tests.testapp.ledger import count, read
 from workflows import get_workflow
 
-pytestmark = [
-    pytest.mark.worker,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY: PostgreSQL only"),
-]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def start_tree(runner):
-    """A worker tree, once its fast lane listens (before that, wake-ups take the queue)."""
+def start_tree(runner, uid):
+    """A worker tree, once its fast lane takes wake-ups (it listens on PostgreSQL, watches
+    the file on SQLite; before it does, the dispatcher's kicks carry them)."""
     tree = runner.start()
 
-    def listening():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN workflows_wake'")
-            return cursor.fetchone()[0] > 0
+    def fast_lane_took_one():
+        (instance,) = waiting(runner, uid)
+        instance.send_event("go")
+        runner.wait(lambda: instance.status()["status"] == "complete", "a wake-up", 30)
+        return instance.status()["output"][1] == tree.pid
 
-    runner.wait(listening, "the fast lane to listen", 30)
+    runner.wait(fast_lane_took_one, "the fast lane to take wake-ups", 60)
     return tree
 
 
@@ -42,7 +40,7 @@ def waiting(runner, uid, n=1, hold=0):
 
 
 def test_an_event_runs_in_the_worker_trees_own_process(runner, uid):
-    tree = start_tree(runner)
+    tree = start_tree(runner, uid)
     (instance,) = waiting(runner, uid)
     instance.send_event("go")
     runner.wait(lambda: instance.status()["status"] == "complete", "the wake-up", 30)
@@ -52,7 +50,7 @@ def test_an_event_runs_in_the_worker_trees_own_process(runner, uid):
 
 
 def test_when_every_runner_is_busy_the_wake_up_reaches_a_worker_process(runner, uid):
-    tree = start_tree(runner)  # 2 runners in the fast lane, 2 worker processes
+    tree = start_tree(runner, uid)  # 2 runners in the fast lane, 2 worker processes
     instances = waiting(runner, uid, n=4, hold=2)
     for instance in instances:
         instance.send_event("go")
@@ -68,7 +66,7 @@ def test_when_every_runner_is_busy_the_wake_up_reaches_a_worker_process(runner, 
 def test_a_step_that_kills_the_fast_lane_leaves_the_tree_running(runner, uid):
     """The fast lane is a child of its own: a step that kills its process (os._exit, a
     segfault, the OOM killer) costs that child, which the tree starts again."""
-    tree = start_tree(runner)
+    tree = start_tree(runner, uid)
     crashing = get_workflow("t-always-crash").create(id=uid())
     runner.wait(lambda: crashing.status()["status"] == "errored", "the crash loop to be cut off", 90)
     assert tree.poll() is None, "the tree's main process is still running"

@@ -10,8 +10,8 @@ Two columns of ``wf_instance`` drive everything:
   transaction and pushes ``due_at`` a grace period ahead (``wake_now``): if the kick is lost
   with a killed cluster, the dispatcher kicks again when that time comes. Parked instances
   are due at their ``wake_at``; running ones at the end of their lease; paused and finished
-  ones never (NULL). An event's wake-up on PostgreSQL is not queued at all: the fast lanes
-  hear a notification, and ``due_at`` is a few milliseconds ahead in case none claims it
+  ones never (NULL). An event's wake-up is not queued at all: the fast lanes find the
+  instance at once, and ``due_at`` is a few milliseconds ahead in case none claims it
   (``woken``).
 
 Shared by the public API (create, send_event, resume, restart) and the engine (parking,
@@ -60,29 +60,28 @@ def kick(pk: int) -> None:
 def woken(now: datetime) -> dict[str, Any]:
     """The columns of an instance an event (or a decision) made runnable; pair with ``wake``.
 
-    On PostgreSQL with workers listening, nothing is queued: ``wake`` notifies the fast
-    lanes, and ``due_at`` is only ``FAST_LANE_HEAD_START_SECONDS`` ahead, so that the
-    dispatcher kicks the instance through the queue if no fast lane has claimed it by then
-    (every runner busy, or none listening). Elsewhere: ``wake_now``, and a kick.
+    With workers, nothing is queued: the fast lanes find the instance at once
+    (``engine.fast_lane``: notified on PostgreSQL, watching the file on SQLite), and
+    ``due_at`` is only ``FAST_LANE_HEAD_START_SECONDS`` ahead, so that the dispatcher kicks
+    it through the queue if no fast lane has claimed it by then (every runner busy, or none
+    running). Without (``ENQUEUE`` off): ``wake_now``.
     """
-    if not notifies():
+    if not conf.get("ENQUEUE"):
         return wake_now(now)
     return {"wake_at": now, "due_at": now + timedelta(seconds=conf.get("FAST_LANE_HEAD_START_SECONDS"))}
 
 
 def wake(pk: int) -> None:
-    """Wake an instance made runnable with ``woken``'s columns (an event arrived): on
-    PostgreSQL every listening fast lane hears it at commit (``engine.fast_lane``) and the
-    first to claim it runs it; elsewhere it is kicked."""
-    if not notifies():
-        kick(pk)
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, str(pk)])
+    """Wake an instance made runnable with ``woken``'s columns (an event arrived), in that
+    transaction: on PostgreSQL every listening fast lane hears it at commit, and the first
+    to claim it runs it; on SQLite the fast lanes see the commit itself."""
+    if notifies():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, str(pk)])
 
 
 def notifies() -> bool:
-    """Whether wake-ups notify the fast lanes rather than queue a kick (PostgreSQL, with workers)."""
+    """Whether wake-ups are notified to the fast lanes (PostgreSQL, with workers)."""
     return bool(conf.get("ENQUEUE")) and connection.vendor == "postgresql"
 
 

@@ -11,16 +11,21 @@ claim). No queue row, pusher or worker process is involved. The instance is due
 ``FAST_LANE_HEAD_START_SECONDS`` later: when no fast lane has claimed it by then (none
 runs, or every runner is busy), the dispatcher kicks it through the queue.
 
+On SQLite, where nothing can notify, the listening thread watches the database file for
+commits instead (``PRAGMA data_version`` every 5 ms, which costs no I/O) and, after one,
+runs the waiting instances that have come due: an event's wake-up is a commit, and no
+queue round trip either.
+
 The runners are ``WORKERS`` threads: a burst of events is served in parallel, and a
 woken instance with a long step does not hold the lane. The dispatcher offers them the
-instances whose timers it finds due (``offer``), on SQLite too, where no notification
-exists: a timer then costs no queue round trip either.
+instances whose timers it finds due (``offer``): a timer then costs no queue round trip.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +33,17 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 from django.db import close_old_connections, connection, connections
 
+from workflows import clock
 from workflows.engine.control import draining
+from workflows.engine.leases import pinned
+from workflows.models import Instance
+from workflows.states import Status
 from workflows.timers import WAKE_CHANNEL
 
 log = logging.getLogger("workflows.worker")
 
 LISTEN_TIMEOUT_SECONDS = 1.0
+WATCH_SECONDS = 0.005  # SQLite: how often the file is looked at for a commit
 
 
 class FastLane(threading.Thread):
@@ -63,12 +73,13 @@ class FastLane(threading.Thread):
             self.runners.submit(open_connection)
 
     def run(self) -> None:
-        if connection.vendor != "postgresql":
-            return
         while not self.stop.is_set():
             try:
-                self._listen()
-            except Exception:  # the queue still carries every kick: log, reconnect, carry on
+                if connection.vendor == "postgresql":
+                    self._listen()
+                else:
+                    self._watch_file()
+            except Exception:  # the dispatcher kicks what we miss: log, reconnect, carry on
                 log.warning("fast lane: listening failed; retrying in 1 s", exc_info=True)
                 self.stop.wait(1.0)
             finally:
@@ -90,6 +101,25 @@ class FastLane(threading.Thread):
                     if draining() or self.stop.is_set():
                         return
                     self._take(note.payload)
+
+    def _watch_file(self) -> None:
+        """SQLite: after each commit by anyone, run the waiting instances that have come due."""
+        watcher = sqlite3.connect(connection.settings_dict["NAME"], timeout=5)
+        try:
+            seen = watcher.execute("PRAGMA data_version").fetchone()
+            while not self.stop.wait(WATCH_SECONDS):
+                version = watcher.execute("PRAGMA data_version").fetchone()
+                if version != seen and not draining():
+                    seen = version
+                    self._run_woken()
+        finally:
+            watcher.close()
+
+    def _run_woken(self) -> None:
+        woken = Instance.objects.filter(pinned(), status=Status.WAITING, wake_at__lte=clock.now())
+        for pk in woken.order_by("wake_at").values_list("pk", flat=True)[: self.size]:
+            if not self.offer(pk):
+                return  # every runner is busy: the dispatcher kicks the rest when they come due
 
     def _take(self, payload: str) -> None:
         """Run the woken instance if a runner is free (its claim says whether it is ours)."""
