@@ -38,8 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "BACKLOG_SECONDS": 1.0,
     # How many kicks create_batch sends for a batch (each engages one worker process).
     "KICKS_PER_BATCH": 16,
-    # PostgreSQL: an event queues no kick; the fast lanes hear it at once. An instance it
-    # woke that no fast lane has claimed after this long is kicked by the dispatcher.
+    # An event queues no kick; the fast lanes find it at once. An instance it woke that no
+    # fast lane has claimed after this long is kicked by the dispatcher.
     "FAST_LANE_HEAD_START_SECONDS": 0.02,
     # How long a stopping worker waits for running steps before killing its processes.
     "SHUTDOWN_GRACE_SECONDS": 30,
