@@ -93,6 +93,14 @@ def test_retry_with_edited_params_keeps_the_id_and_the_old_params_in_the_audit()
 # --------------------------------------------------------------------------- search attributes
 
 
+def test_an_id_prefix_finds_exactly_the_ids_that_start_with_it_case_sensitively():
+    for instance_id in ["ab", "ab-1", "ab_2", "abc", "Ab-3", "a", "b-ab"]:
+        start("t-counter", {"steps": 0}, id=instance_id)
+    assert sorted(i["id"] for i in list_instances(id_prefix="ab")["instances"]) == ["ab", "ab-1", "ab_2", "abc"]
+    assert count_instances(id_prefix="ab-") == 1
+    assert count_instances(id_prefix="Ab") == 1
+
+
 def test_instances_are_found_by_their_business_keys(client, operator):
     for n, customer in enumerate(["acme", "globex", "acme"]):
         start("t-order", {"customer": customer, "region": "eu", "n": n, "priority": n}, id=f"o{n}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from workflows import status_counts
@@ -110,8 +111,7 @@ class InstanceFilter:
         if self.created_before:
             qs = qs.filter(created_at__lt=self.created_before)
         if self.id_prefix:
-            # A prefix search uses the instance_id index, so it stays fast at millions of rows.
-            qs = qs.filter(instance_id__startswith=self.id_prefix)
+            qs = qs.filter(_id_starts_with(self.id_prefix))
         for name, value in self.attributes:  # each through the (name, value, instance) index
             qs = qs.filter(Exists(InstanceAttribute.objects.filter(instance=OuterRef("pk"), name=name, value=value)))
         if self.failed_step:
@@ -482,3 +482,13 @@ def _pending_waits(exclude_types: Iterable[str]) -> QuerySet[Step]:
         .exclude(event_type__in=list(exclude_types))
         .exclude(instance__status__in=[Status.COMPLETE, Status.ERRORED, Status.TERMINATED])
     )
+
+
+def _id_starts_with(prefix: str) -> Q:
+    """Instance ids starting with ``prefix``, through the wf_instance_id_prefix index so it
+    stays fast at millions of rows: ``LIKE 'prefix%'`` on PostgreSQL (a varchar_pattern_ops
+    index); on SQLite, whose LIKE ignores case and so cannot use an index on the column, the
+    same rows as a range (case-sensitive, as on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        return Q(instance_id__startswith=prefix)
+    return Q(instance_id__gte=prefix, instance_id__lt=prefix + "\U0010ffff")
