@@ -9,6 +9,8 @@ When every runner is busy, the dispatcher kicks the instance once it has waited
 Either way the step after the wait runs once.
 """
 
+import signal
+
 import pytest
 
 from tests.testapp.ledger import count, read
@@ -73,3 +75,15 @@ def test_a_step_that_kills_the_fast_lane_leaves_the_tree_running(runner, uid):
     (instance,) = waiting(runner, uid)
     instance.send_event("go")
     runner.wait(lambda: instance.status()["status"] == "complete", "a wake-up after the crashes", 30)
+
+
+def test_sigterm_lets_a_step_in_the_fast_lane_finish_instead_of_killing_it(runner, uid):
+    tree = start_tree(runner, uid)
+    (instance,) = waiting(runner, uid, hold=3)
+    instance.send_event("go")
+    runner.wait(lambda: count(instance.id, "after") == 1, "the step to start in the fast lane", 30)
+    tree.send_signal(signal.SIGTERM)
+    assert tree.wait(30) == 0
+    assert instance.status()["status"] == "complete", "the step finished and was kept before the tree exited"
+    assert instance.status()["output"][1] == tree.pid
+    assert count(instance.id, "after") == 1

@@ -75,9 +75,13 @@ def run_worker(workers: int | None = None) -> None:
     try:
         run_dispatcher(stop, fast_lane)
     finally:
+        # The fast lane and the cluster drain at the same time, within one grace period;
+        # whatever is left of either after it is killed (its leases then expire).
+        deadline = time.monotonic() + conf.get("SHUTDOWN_GRACE_SECONDS")
         fast_lane.stopping()
         shut_down(cluster, conf.get("SHUTDOWN_GRACE_SECONDS"))
-        fast_lane.stop(conf.get("SHUTDOWN_GRACE_SECONDS"))
+        fast_lane.stop(max(0.0, deadline - time.monotonic()))
+        kill_descendants()
         try:
             from workflows.health import forget
 
@@ -89,7 +93,7 @@ def run_worker(workers: int | None = None) -> None:
 
 
 def shut_down(cluster: Cluster, grace: float) -> None:
-    """Drain and stop the cluster within ``grace`` seconds, whatever state its processes are in."""
+    """Drain and stop the cluster within ``grace`` seconds (the caller kills what is left)."""
     control.DRAIN_FLAG.value = 1
     # A SIGTERM sent to the whole process group (systemd, Ctrl-C) reaches the children too;
     # give them a moment, and do not wait on a sentinel that is already gone.
@@ -100,7 +104,6 @@ def shut_down(cluster: Cluster, grace: float) -> None:
         stopper.join(grace)
         if stopper.is_alive():
             log.warning("worker: cluster did not stop within %s s; killing its processes", grace)
-    kill_descendants()
 
 
 def kill_descendants() -> None:
