@@ -46,6 +46,7 @@ def deliver(
         if note_event(pk, event_type, now):
             wake(pk)
         return
+    # ``wake`` is this statement's NOTIFY when a wait is waiting (and nothing without workers).
     note_sql, note_params = _note_sql(pk, event_type, now)
     notify = notifies()
     sql = (
@@ -59,9 +60,6 @@ def deliver(
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row and row[0] and not notify:
-        wake(pk)
 
 
 _INSERT_EVENT_SQL = (

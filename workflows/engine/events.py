@@ -21,7 +21,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from workflows.engine.leases import Lease, LeaseLost, fence, lease_check_sql
-from workflows.engine.rows import StepKey, StepRow
+from workflows.engine.rows import NEXT_EVENT_COLUMNS, StepKey, StepRow, next_event_sql
 from workflows.models import Event, Instance, Step
 from workflows.states import StepStatus
 from workflows.values import decode, encode
@@ -38,7 +38,7 @@ def receive_event(
     now: datetime,
     *,
     take_events: bool = True,
-    found_events: dict[int, int] | None = None,
+    found_events: dict[int, int],
 ) -> StepRow:
     """Record the wait (first time), then take its event or time it out; returns the updated row.
 
@@ -49,7 +49,6 @@ def receive_event(
     if row is None:
         row = _insert_wait_fenced(lease, key, seq, event_type, deadline, now)
     if take_events:
-        found_events = {} if found_events is None else found_events
         others = [event_id for event_id, step_id in found_events.items() if step_id != row.id]
         found = row.next_event if row.next_event and row.next_event[0] not in others else None
         row.next_event = None  # read with the claim: good for this first look only
@@ -98,11 +97,7 @@ def _find_event(
     already consumed first: its result may not have been stored); (id, payload,
     created_at, sender's traceparent) or None. Raises LeaseLost when there is none
     because the lease is gone."""
-    sql = (
-        "SELECT id, payload, created_at, trace_context FROM wf_event WHERE instance_id = %s AND type = %s"
-        " AND created_at <= %s AND (consumed_at IS NULL OR consumed_by_id = %s)"
-        f"{_not_in(excluded)} ORDER BY CASE WHEN consumed_by_id = %s THEN 0 ELSE 1 END, id LIMIT 1"
-    )
+    sql = next_event_sql(NEXT_EVENT_COLUMNS, "%s", "%s", "%s", "%s", _not_in(excluded))
     with connection.cursor() as cursor:
         cursor.execute(sql, [lease.pk, event_type, deadline, step_id, *excluded, step_id])
         found = cursor.fetchone()
@@ -119,4 +114,4 @@ def _find_event(
 
 
 def _not_in(ids: list[int]) -> str:
-    return f" AND id NOT IN ({', '.join(['%s'] * len(ids))})" if ids else ""
+    return f" AND e.id NOT IN ({', '.join(['%s'] * len(ids))})" if ids else ""

@@ -147,7 +147,8 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
     ``claimable()``'s, and ``pinned()``'s.
     """
     runnable, runnable_params = _claimable_sql(now)
-    which, which_params = "%s", list[Any]([pk])
+    which = "%s"  # this instance, or (below) the oldest runnable one
+    which_params: list[Any] = [pk]
     if pk is None:
         pinned_where, pinned_params = pinned_sql()
         which = _NEXT_RUNNABLE + pinned_where + _NEXT_RUNNABLE_END

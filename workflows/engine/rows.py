@@ -81,15 +81,29 @@ def keyed(rows: list[StepRow]) -> tuple[dict[StepKey, StepRow], int]:
     return {row.key: row for row in rows}, max((row.seq for row in rows), default=0)
 
 
+def next_event_sql(columns: str, instance: str, event_type: str, deadline: str, step: str, excluded: str = "") -> str:
+    """The query for the event a wait takes next (FIFO per type): the oldest of its type that
+    arrived by its deadline and is not consumed; one this wait step consumed already comes
+    first (its result may not be stored yet). The arguments are SQL (placeholders, or the
+    columns of an outer query); ``excluded`` is a further ``AND ...`` on ``e``."""
+    return (
+        f"SELECT {columns} FROM wf_event e WHERE e.instance_id = {instance} AND e.type = {event_type} "
+        f"AND e.created_at <= {deadline} AND (e.consumed_at IS NULL OR e.consumed_by_id = {step}){excluded} "
+        f"ORDER BY CASE WHEN e.consumed_by_id = {step} THEN 0 ELSE 1 END, e.id LIMIT 1"
+    )
+
+
+NEXT_EVENT_COLUMNS = "e.id, e.payload, e.created_at, e.trace_context"
+
 # PostgreSQL: the steps as one JSON array, for the claiming statement to return with the
 # instance (``leases.claim``); each waiting wait with the event it would take.
+_WAITS_NEXT_EVENT = next_event_sql(
+    f"json_build_array({NEXT_EVENT_COLUMNS})", "s.instance_id", "s.event_type", "s.wake_at", "s.id"
+)
 STEPS_JSON_SQL = (
     "(SELECT json_agg(json_build_array(s.id, s.kind, s.name, s.occurrence, s.seq, s.status, s.result, s.error, "
     "s.config, s.attempts, s.wake_at, s.lease_token, s.attempt_started_at, s.lease_until, s.started_at, "
-    "CASE WHEN s.kind = %s AND s.status = %s THEN (SELECT json_build_array(e.id, e.payload, e.created_at, "
-    "e.trace_context) FROM wf_event e WHERE e.instance_id = s.instance_id AND e.type = s.event_type "
-    "AND e.created_at <= s.wake_at AND (e.consumed_at IS NULL OR e.consumed_by_id = s.id) "
-    "ORDER BY CASE WHEN e.consumed_by_id = s.id THEN 0 ELSE 1 END, e.id LIMIT 1) END))::text "
+    f"CASE WHEN s.kind = %s AND s.status = %s THEN ({_WAITS_NEXT_EVENT}) END))::text "
     "FROM wf_step s WHERE s.instance_id = claimed.id AND s.run_number = claimed.run_number)"
 )
 STEPS_JSON_PARAMS = [StepKind.WAIT, StepStatus.WAITING]
