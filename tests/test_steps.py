@@ -86,6 +86,11 @@ def test_an_attempt_that_runs_past_its_timeout_fails_with_workflow_timeout_error
     assert [a.error["name"] for a in attempts_of(instance, "slow")] == ["WorkflowTimeoutError"] * 2
 
 
+def test_a_plain_function_past_its_timeout_has_its_result_discarded_even_when_waited_for():
+    instance = start("t-timeout-plain")
+    assert run(instance)["output"].startswith('Execution timed out after 200ms (step "slow" attempt 1)')
+
+
 def test_a_non_serialisable_result_errors_the_instance_at_once_even_if_caught():
     for kind in ("set", "caught-set"):
         instance = start("t-bad", {"kind": kind})

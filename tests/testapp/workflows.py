@@ -185,6 +185,22 @@ class Timeouts(Workflow):
             return str(exc)
 
 
+class PlainTimeouts(Workflow):
+    """A plain function past its timeout: in-process runs wait for it, then discard its result."""
+
+    name = "t-timeout-plain"
+
+    async def run(self, event, step):
+        def slow():
+            time.sleep(0.3)
+            return "too late"
+
+        try:
+            return await step.do("slow", slow, timeout=0.2, retries={"limit": 0, "delay": 0})
+        except WorkflowTimeoutError as exc:
+            return str(exc)
+
+
 class Counter(Workflow):
     """Many sequential steps; used for races between workers."""
 

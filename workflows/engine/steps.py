@@ -245,6 +245,8 @@ class StepCall:
                     # transaction; a savepoint keeps a failing SQL statement in the callback
                     # from aborting that whole transaction (as autocommit does in a worker).
                     value = await self.run.db(context.run, in_savepoint, fn, *args)
+                    if _past(deadline):  # it blocked the loop, so the deadline could not fire
+                        raise AttemptTimedOut()
                 else:
                     loop = asyncio.get_running_loop()
                     value = await loop.run_in_executor(callback_pool, context.run, call_in_thread, fn, args)
@@ -314,3 +316,8 @@ class StepCall:
                 f'The delay function for step "{self.name}-{self.occurrence}" failed: '
                 f"{type(delay_exc).__name__}: {delay_exc}"
             ) from None
+
+
+def _past(deadline: asyncio.Timeout) -> bool:
+    when = deadline.when()
+    return when is not None and asyncio.get_running_loop().time() >= when
