@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "SHUTDOWN_GRACE_SECONDS": 30,
     # Finished instances are kept this long (decision 8).
     "RETENTION_DAYS": 30,
+    # PostgreSQL: the engine's hot statements are prepared once per connection
+    # (workflows.prepared). Set False behind a transaction-mode pooler older than PgBouncer 1.21.
+    "PREPARED_STATEMENTS": True,
     # Send kicks to django-q2. Off only for tests that run instances in-process.
     "ENQUEUE": True,
     # Where kicks go: "database" (django-q2's ORM queue, in the same transaction as the

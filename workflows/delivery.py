@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import connection
 
+from workflows import prepared
 from workflows.models import AuditRecord
 from workflows.states import Status, StepKind, StepStatus
 from workflows.timers import WAKE_CHANNEL, notifies, wake, woken
@@ -28,7 +29,7 @@ def lock_instance(pk: int) -> tuple[str, str, str, str] | None:
     """(status, workflow_name, instance_id, trace_context) of the instance, locked for this
     transaction (SQLite: its IMMEDIATE transaction already holds the write lock)."""
     lock = " FOR UPDATE" if connection.vendor == "postgresql" else ""
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(
             f"SELECT status, workflow_name, instance_id, trace_context FROM wf_instance WHERE id = %s{lock}", [pk]
         )
@@ -58,7 +59,7 @@ def deliver(
         audit.at, audit.user_id, audit.actor, audit.channel, audit.action, audit.workflow_name,
         audit.instance_key, json.dumps(audit.details), *note_params, *([WAKE_CHANNEL, str(pk)] if notify else []),
     ]  # fmt: skip
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, params)
 
 
@@ -73,7 +74,7 @@ _INSERT_AUDIT_SQL = (
 
 
 def insert_event(pk: int, event_type: str, payload: str, now: datetime, key: str | None, trace_context: str) -> None:
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(_INSERT_EVENT_SQL, [pk, event_type, payload, now, key, trace_context])
 
 
@@ -81,7 +82,7 @@ def note_event(pk: int, event_type: str, now: datetime) -> bool:
     """Bump ``events_version``; when a wait of this type is waiting, make the instance due now.
     Returns whether one was (the caller then wakes it)."""
     sql, params = _note_sql(pk, event_type, now)
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return bool(row and row[0])

@@ -18,8 +18,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from workflows import prepared
 from workflows.engine.leases import Lease, LeaseLost, fence, lease_check_sql
 from workflows.engine.rows import NEXT_EVENT_COLUMNS, StepKey, StepRow, next_event_sql
 from workflows.models import Event, Instance, Step
@@ -82,7 +83,7 @@ def _insert_wait_fenced(
     params: list[Any] = [
         lease.pk, lease.run_number, kind, name, occurrence, seq, StepStatus.WAITING, now, deadline, event_type,
     ]  # fmt: skip
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, [*params, lease.pk, lease.token])
         found = cursor.fetchone()
     if not found:
@@ -98,7 +99,7 @@ def _find_event(
     created_at, sender's traceparent) or None. Raises LeaseLost when there is none
     because the lease is gone."""
     sql = next_event_sql(NEXT_EVENT_COLUMNS, "%s", "%s", "%s", "%s", _not_in(excluded))
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, [lease.pk, event_type, deadline, step_id, *excluded, step_id])
         found = cursor.fetchone()
     if found is None:

@@ -24,7 +24,7 @@ from django.db import Error as DatabaseFailure
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 
-from workflows import clock, conf, metrics
+from workflows import clock, conf, metrics, prepared
 from workflows.engine.rows import (
     STEPS_JSON_PARAMS,
     STEPS_JSON_SQL,
@@ -170,8 +170,30 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
             f"CASE WHEN claimed.started_at = %s THEN NULL ELSE {STEPS_JSON_SQL} END AS steps_json FROM claimed"
         )
         params += [now, *STEPS_JSON_PARAMS]
+        with prepared.cursor() as cursor:
+            cursor.execute(sql, params)
+            return _instance_from(cursor)
     taken = list(Instance.objects.raw(sql, params))
     return taken[0] if taken else None
+
+
+def _instance_from(cursor: Any) -> Instance | None:
+    """The claimed row as an Instance, with ``steps_json`` (PostgreSQL: no backend converters
+    apply, only the fields' own, which decode the JSON columns)."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    by_column = dict(zip([column.name for column in cursor.description], row, strict=True))
+    fields = Instance._meta.concrete_fields
+    values = [
+        field.from_db_value(by_column[field.column], None, connection)
+        if hasattr(field, "from_db_value")
+        else by_column[field.column]
+        for field in fields
+    ]
+    instance = Instance.from_db(connection.alias, [field.attname for field in fields], values)
+    instance.steps_json = by_column["steps_json"]  # type: ignore[attr-defined]
+    return instance
 
 
 def _claimable_sql(now: datetime) -> tuple[str, list[Any]]:

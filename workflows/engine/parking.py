@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Case, Value, When
 
-from workflows import conf, metrics
+from workflows import conf, metrics, prepared
 from workflows.engine.bridge import Deferred
 from workflows.engine.leases import Lease, LeaseLost
 from workflows.engine.records import success_cte
@@ -122,7 +122,7 @@ def _finish(
         f"WHERE id = %s AND lease_token = %s{' AND EXISTS (SELECT 1 FROM done)' if success else ''}"
     )
     error_text = None if error is None else json.dumps(error)
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, [*done_params, status, output_text, error_text, now, False, now, lease.pk, lease.token])
         if cursor.rowcount != 1:
             raise LeaseLost()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
+from workflows import prepared
 from workflows.engine.bridge import Deferred, absorbs
 from workflows.engine.leases import (
     Lease,
@@ -134,7 +135,7 @@ def _insert_step_fenced(lease: Lease, key: StepKey, seq: int, config: dict, now:
 
 
 def _try_insert_step(lease: Lease, key: StepKey, seq: int, config: dict, now: datetime) -> int | None:
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(_insert_step_sql(lease_check_sql(pause=True)), _insert_step_params(lease, key, seq, config, now))
         found = cursor.fetchone()
     return found[0] if found else None
@@ -155,7 +156,7 @@ def _succeed_and_insert(deferred: Deferred, lease: Lease, key: StepKey, seq: int
     else:
         done_sql, done_params = success
         sql = f"WITH {done_sql} " + _insert_step_sql(f"EXISTS (SELECT 1 FROM done) AND {lease_check_sql(pause=True)}")
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             cursor.execute(sql, [*done_params, *_insert_step_params(lease, key, seq, config, now)])
             found = cursor.fetchone()
         step_id = found[0] if found else None
@@ -228,11 +229,11 @@ def store_wait_result(lease: Lease, row: StepRow, result_text: str, now: datetim
     one commit, lease-checked (the replay reads the event without writing: engine.events)."""
     if connection.vendor == "postgresql":
         done_sql, params = _success_cte(lease, row, result_text, now)
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             cursor.execute(f"WITH {done_sql} SELECT id FROM done", params)
             written = cursor.fetchone() is not None
     else:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(), prepared.cursor() as cursor:
             cursor.execute(_CONSUME_SQL, _consume_params(lease, row, now))
             written = cursor.rowcount == 1
             if written:
@@ -244,7 +245,7 @@ def store_wait_result(lease: Lease, row: StepRow, result_text: str, now: datetim
 
 def store_result(lease: Lease, row: StepRow, result_text: str, now: datetime) -> None:
     """The step succeeded with ``result_text``: one autocommitted, lease-checked UPDATE."""
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(_SUCCESS_SQL, [StepStatus.SUCCEEDED, result_text, now, row.id, lease.pk, lease.token])
         if cursor.rowcount != 1:
             raise LeaseLost()
