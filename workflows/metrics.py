@@ -15,6 +15,7 @@ dictionary update, not a query; a process killed with SIGKILL loses at most that
 from __future__ import annotations
 
 import atexit
+import bisect
 import functools
 import json
 import logging
@@ -141,6 +142,8 @@ def observe(name: str, value: float, **labels: str) -> None:
 
 
 _pending: dict[tuple[str, str], float] = defaultdict(float)  # (row name, labels key) -> amount to add
+# (histogram, sorted label pairs) -> observations per bucket, +Inf, and their sum (time_taken)
+_observed: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
 _pending_lock = threading.Lock()
 _flusher: threading.Thread | None = None
 
@@ -151,8 +154,34 @@ def count(name: str, by: float = 1, **labels: str) -> None:
 
 
 def time_taken(name: str, seconds: float, **labels: str) -> None:
-    """A histogram observation kept in the process until the next flush."""
-    _buffer(_histogram_rows(name, seconds, labels))
+    """A histogram observation kept in the process until the next flush.
+
+    Kept as per-bucket counts and a sum under the raw labels: the rows' JSON keys are
+    built at the flush, once per series, not once per step (a loop's step names are new
+    every time)."""
+    bounds = BUCKETS[name]
+    series = (name, tuple(sorted(labels.items())))
+    with _pending_lock:
+        counts = _observed.get(series)
+        if counts is None:
+            counts = _observed[series] = [0.0] * (len(bounds) + 2)  # each bucket, +Inf, then the sum
+        counts[bisect.bisect_left(bounds, seconds)] += 1
+        counts[-1] += seconds
+        _start_flusher()
+
+
+def _observed_rows(observed: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]]) -> list[Row]:
+    """``time_taken``'s counts as the rows ``observe`` writes: cumulative buckets, +Inf, the sum."""
+    rows: list[Row] = []
+    for (name, label_items), counts in observed.items():
+        bucket_keys, sum_key = _histogram_keys(name, label_items)
+        cumulative = 0.0
+        for (_bound, key), count in zip(bucket_keys, counts, strict=False):
+            cumulative += count
+            if cumulative:
+                rows.append((f"{name}:bucket", key, cumulative))
+        rows.append((f"{name}:sum", sum_key, counts[-1]))
+    return rows
 
 
 # Step names become label values; a loop's f"item {i}" would make one series per item (and
@@ -175,28 +204,38 @@ def step_label(workflow: str, step: str) -> str:
 
 
 def _buffer(rows: list[Row]) -> None:
-    global _flusher
     with _pending_lock:
         for name, key, amount in rows:
             _pending[(name, key)] += amount
-        # In-process runs (tests) flush when /metrics is read, on the reader's connection.
-        if conf.get("ENQUEUE") and (_flusher is None or not _flusher.is_alive()):
-            _flusher = threading.Thread(target=_flush_forever, name="workflows-metrics", daemon=True)
-            _flusher.start()
-            atexit.unregister(flush)
-            atexit.register(flush, quiet=True)
+        _start_flusher()
+
+
+def _start_flusher() -> None:
+    """Start the background flush (called holding ``_pending_lock``)."""
+    global _flusher
+    # In-process runs (tests) flush when /metrics is read, on the reader's connection.
+    if conf.get("ENQUEUE") and (_flusher is None or not _flusher.is_alive()):
+        _flusher = threading.Thread(target=_flush_forever, name="workflows-metrics", daemon=True)
+        _flusher.start()
+        atexit.unregister(flush)
+        atexit.register(flush, quiet=True)
 
 
 def discard() -> None:
     """Forget this process's unwritten counts (a test starting on a fresh database)."""
     with _pending_lock:
         _pending.clear()
+        _observed.clear()
 
 
 def flush(*, quiet: bool = False) -> None:
     """Write what this process has added up (one upsert per metric row); ``quiet``: no warning
     when that fails (at exit the database, a test's, or the log may be gone)."""
     with _pending_lock:
+        observed = dict(_observed)
+        _observed.clear()
+        for row_name, labels_key, amount in _observed_rows(observed):
+            _pending[(row_name, labels_key)] += amount
         batch = list(_pending.items())
         _pending.clear()
     if not batch:
@@ -205,8 +244,8 @@ def flush(*, quiet: bool = False) -> None:
         _write([(name, labels, amount) for (name, labels), amount in batch])
     except Exception:  # noqa: BLE001 - metrics never break the work; the counts are kept for the next try
         with _pending_lock:
-            for key, amount in batch:
-                _pending[key] += amount
+            for series, unwritten in batch:
+                _pending[series] += unwritten
         if not quiet:
             log.warning("metrics: could not write %d rows; will retry", len(batch), exc_info=True)
 
