@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, QuerySet
 
 from workflows import clock, conf, timers
 from workflows.actors import acting, current
@@ -187,13 +187,9 @@ def restart_due(now: datetime) -> int:
     return len(due)
 
 
-def next_due() -> datetime | None:
-    return (
-        BulkJob.objects.filter(due_at__isnull=False, status__in=ACTIVE)
-        .order_by("due_at")
-        .values_list("due_at", flat=True)
-        .first()
-    )
+def due_timers() -> list[QuerySet]:
+    """When a job whose runner died is to be restarted, as ``timers.earliest`` takes it."""
+    return [BulkJob.objects.filter(due_at__isnull=False, status__in=ACTIVE).order_by("due_at").values("due_at")[:1]]
 
 
 # --------------------------------------------------------------------------- running

@@ -24,14 +24,14 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission as AuthPermission
 from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Q, QuerySet
 from django.utils.module_loading import import_string
 
 from workflows import clock, conf, metrics
 from workflows.delegations import stand_in
 from workflows.models import ApprovalDecision, ApprovalRequest, Instance, Notification
 from workflows.states import FINISHED, ApprovalStatus, NotificationKind, NotificationStatus, Status
-from workflows.timers import grace, kick_delivery
+from workflows.timers import earliest, grace, kick_delivery
 
 log = logging.getLogger("workflows.notifications")
 
@@ -61,12 +61,16 @@ def run_due(now: datetime | None = None, limit: int = 100) -> int:
 
 
 def next_due() -> datetime | None:
-    """The earliest nudge or delivery timer (for the dispatcher's sleep and the test clock)."""
-    timers = [
-        ApprovalRequest.objects.filter(nudge_at__isnull=False).aggregate(m=Min("nudge_at"))["m"],
-        Notification.objects.filter(due_at__isnull=False).aggregate(m=Min("due_at"))["m"],
+    """The earliest nudge or delivery timer (for the test clock)."""
+    return earliest(due_timers())
+
+
+def due_timers() -> list[QuerySet]:
+    """The nudge and delivery timers, as ``timers.earliest`` takes them (the dispatcher's sleep)."""
+    return [
+        ApprovalRequest.objects.filter(nudge_at__isnull=False).order_by("nudge_at").values("nudge_at")[:1],
+        Notification.objects.filter(due_at__isnull=False).order_by("due_at").values("due_at")[:1],
     ]
-    return min((when for when in timers if when is not None), default=None)
 
 
 def nudge(request_pk: int, now: datetime | None = None) -> int:

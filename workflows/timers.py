@@ -20,11 +20,12 @@ the dispatcher); it imports nothing of the engine.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Subquery, Value
+from django.db.models import DateTimeField, F, QuerySet, Subquery, Value
 from django.db.models.expressions import Expression
 from django.db.models.functions import Coalesce
 
@@ -136,3 +137,25 @@ def shift_timers(instance_pk: int, by: timedelta) -> None:
 def wake_steps_now(instance_pk: int, status: str, now: datetime) -> int:
     """Make the instance's steps in ``status`` due now (e.g. skip retry delays); returns how many."""
     return Step.objects.filter(instance_id=instance_pk, status=status).update(wake_at=now)
+
+
+def earliest(timers: Iterable[QuerySet]) -> datetime | None:
+    """The earliest of several timers, in one query; each timer is a queryset of one
+    datetime column, ordered by it and sliced to one row (``.order_by(c).values(c)[:1]``).
+
+    The dispatcher asks this on every tick of every worker tree: as separate aggregates
+    it was eight queries a tick, a tenth of a core per idle tree."""
+    parts = [queryset.query.sql_with_params() for queryset in timers]
+    sql = "SELECT " + ", ".join(f"({part_sql})" for part_sql, _ in parts)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [param for _, part_params in parts for param in part_params])
+        row = cursor.fetchone()
+    found = [_as_datetime(value) for value in row if value is not None]
+    return min(found, default=None)
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A column read by raw SQL: an aware datetime (PostgreSQL) or UTC text (SQLite)."""
+    if isinstance(value, str):
+        value = DateTimeField().to_python(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
