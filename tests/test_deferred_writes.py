@@ -82,6 +82,31 @@ def test_the_error_of_a_deferred_write_reaches_the_next_job():
     assert serve(bridge, main()) == "the job after is unaffected"
 
 
+def test_runs_on_one_thread_share_its_loop_but_not_the_tasks_a_run_left_behind():
+    cancelled = []
+
+    async def leaves_a_task():
+        async def lingering():
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.append("by the end of its run")
+                raise
+
+        asyncio.create_task(lingering())
+        await asyncio.sleep(0)
+        return asyncio.get_running_loop()
+
+    async def looks_around():
+        return asyncio.get_running_loop(), [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    first_loop = DatabaseBridge().serve(leaves_a_task)
+    assert cancelled == ["by the end of its run"]
+    second_loop, others = DatabaseBridge().serve(looks_around)
+    assert second_loop is first_loop, "the loop is kept from one claim to the next"
+    assert others == []
+
+
 @pytest.mark.usefixtures("engine")
 def test_every_step_result_is_stored_whether_it_rode_along_or_was_written_last(uid):
     instance = start("t-counter", {"steps": 4}, id=uid())
