@@ -158,7 +158,7 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
         "status = CASE WHEN status = %s THEN %s ELSE %s END, "
         "worker_crashes = worker_crashes + CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END, "
         "lease_token = %s, lease_until = %s, due_at = %s, started_at = COALESCE(started_at, %s), "
-        f"updated_at = %s, deployment = %s WHERE id = {which} AND {runnable} RETURNING *"
+        f"updated_at = %s, deployment = %s WHERE id = {which} AND {runnable} RETURNING {_columns()}"
     )
     params = [
         Status.WAITING_FOR_PAUSE, Status.WAITING_FOR_PAUSE, Status.RUNNING,
@@ -166,7 +166,7 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
     ]  # fmt: skip
     if connection.vendor == "postgresql":  # the steps too, unless this is the first claim
         sql = (
-            f"WITH claimed AS ({sql}) SELECT claimed.*, "
+            f"WITH claimed AS ({sql}) SELECT {_columns('claimed.')}, "
             f"CASE WHEN claimed.started_at = %s THEN NULL ELSE {STEPS_JSON_SQL} END AS steps_json FROM claimed"
         )
         params += [now, *STEPS_JSON_PARAMS]
@@ -177,22 +177,25 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
     return taken[0] if taken else None
 
 
+def _columns(prefix: str = "") -> str:
+    """The model's columns, named: a prepared ``RETURNING *`` would fail ("cached plan must
+    not change result type") once a migration adds a column under a running worker."""
+    return ", ".join(prefix + field.column for field in Instance._meta.concrete_fields)
+
+
 def _instance_from(cursor: Any) -> Instance | None:
-    """The claimed row as an Instance, with ``steps_json`` (PostgreSQL: no backend converters
-    apply, only the fields' own, which decode the JSON columns)."""
+    """The claimed row (``_columns()``, then ``steps_json``) as an Instance (PostgreSQL: no
+    backend converters apply, only the fields' own, which decode the JSON columns)."""
     row = cursor.fetchone()
     if row is None:
         return None
-    by_column = dict(zip([column.name for column in cursor.description], row, strict=True))
     fields = Instance._meta.concrete_fields
     values = [
-        field.from_db_value(by_column[field.column], None, connection)
-        if hasattr(field, "from_db_value")
-        else by_column[field.column]
-        for field in fields
+        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, row, strict=False)
     ]
     instance = Instance.from_db(connection.alias, [field.attname for field in fields], values)
-    instance.steps_json = by_column["steps_json"]  # type: ignore[attr-defined]
+    instance.steps_json = row[-1]  # type: ignore[attr-defined]
     return instance
 
 
