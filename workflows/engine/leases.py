@@ -180,7 +180,7 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
 def _columns(prefix: str = "") -> str:
     """The model's columns, named: a prepared ``RETURNING *`` would fail ("cached plan must
     not change result type") once a migration adds a column under a running worker."""
-    return ", ".join(prefix + field.column for field in Instance._meta.concrete_fields)
+    return ", ".join(f"{prefix}{field.column}" for field in Instance._meta.concrete_fields)
 
 
 def _instance_from(cursor: Any) -> Instance | None:
