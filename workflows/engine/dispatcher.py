@@ -17,14 +17,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import close_old_connections, connection, connections, transaction
 
 from workflows import bulk, clock, conf, notifications
-from workflows.engine.leases import pinned
+from workflows.engine.leases import pinned, pinned_sql
 from workflows.models import Instance
-from workflows.timers import earliest, grace, kick
+from workflows.timers import earliest_statement, grace, kick, read_earliest
 
 if TYPE_CHECKING:
     from workflows.engine.fast_lane_process import FastLaneProcess
@@ -67,12 +67,19 @@ def _offer_or_kick(offer: Callable[[int], bool], pk: int) -> None:
 
 def seconds_until_next_due(maximum: float) -> float:
     """How long until an instance, a reminder or a notification has come due (at most
-    ``maximum``): one query over every kind of timer."""
-    instances = Instance.objects.filter(pinned(), due_at__isnull=False).order_by("due_at").values("due_at")[:1]
-    when = earliest([instances, *notifications.due_timers(), *bulk.due_timers()])
+    ``maximum``): one prepared query over every kind of timer, built once."""
+    pinned_where, pinned_params = pinned_sql()
+    when = read_earliest(*_timers_statement(pinned_where, tuple(pinned_params)))
     if when is None:
         return maximum
     return max(0.0, min(maximum, (when - clock.now()).total_seconds()))
+
+
+@functools.lru_cache(maxsize=8)
+def _timers_statement(pinned_where: str, pinned_params: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
+    """The earliest-timer SELECT for this process's pinning (the cache's key)."""
+    instances = Instance.objects.filter(pinned(), due_at__isnull=False).order_by("due_at").values("due_at")[:1]
+    return earliest_statement([instances, *notifications.due_timers(), *bulk.due_timers()])
 
 
 def run_due(offer: Callable[[int], bool] | None = None) -> int:
