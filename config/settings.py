@@ -215,10 +215,15 @@ def sqlite_database(path: str) -> DBConfig:
     WAL lets readers run beside the one writer; IMMEDIATE transactions take the write lock
     at BEGIN so they wait for the busy timeout instead of failing on lock upgrade.
     synchronous=FULL keeps committed steps across a power loss, which durability promises.
+    Connections are kept, as on PostgreSQL: opening one runs those PRAGMAs, 1.8 ms that the
+    dispatcher paid on every tick and the fast lane on every wake-up when Django closed
+    the connection after each.
     """
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
+        "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", "600"),
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
