@@ -5,6 +5,8 @@ before any other job, or on its own after FLUSH_AFTER_SECONDS with no job at all
 """
 
 import asyncio
+import contextvars
+import threading
 import time
 
 import pytest
@@ -105,6 +107,36 @@ def test_runs_on_one_thread_share_its_loop_but_not_the_tasks_a_run_left_behind()
     second_loop, others = DatabaseBridge().serve(looks_around)
     assert second_loop is first_loop, "the loop is kept from one claim to the next"
     assert others == []
+
+
+def test_a_context_variable_set_in_one_run_is_not_seen_by_the_next():
+    flag = contextvars.ContextVar("flag", default="unset")
+
+    async def sets_it():
+        flag.set("set by the first run")
+
+    async def reads_it():
+        return flag.get()
+
+    DatabaseBridge().serve(sets_it)
+    assert DatabaseBridge().serve(reads_it) == "unset"
+
+
+def test_a_run_can_be_served_from_code_running_inside_another_event_loop():
+    async def answer():
+        return 42
+
+    async def notebook_cell():  # blocking code called while its own loop runs
+        result = DatabaseBridge().serve(answer)
+        await asyncio.sleep(0)  # and that loop carries on afterwards
+        return result, asyncio.get_running_loop()
+
+    results = []
+    thread = threading.Thread(target=lambda: results.append(asyncio.run(notebook_cell())))
+    thread.start()
+    thread.join()
+    answer_value, outer_loop = results[0]
+    assert answer_value == 42 and outer_loop is not None
 
 
 @pytest.mark.usefixtures("engine")
