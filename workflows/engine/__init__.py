@@ -17,7 +17,7 @@ Where each job lives:
 ``dispatcher.py``    the loop that kicks due instances (timers, dead workers, lost kicks)
 ``worker.py``        ``manage.py workflows worker``: the django-q2 cluster plus the dispatcher
 ``broker.py``        django-q2's ORM broker woken by LISTEN/NOTIFY on PostgreSQL
-``bridge.py``        database calls from the replay's event loop to the connection's thread
+``bridge.py``        database calls from the replay's event loop, on the connection's thread
 ``threads.py``       where plain-function callbacks run
 ``rows.py``          the in-memory copy of an instance's steps
 ``control.py``       the signals that stop a pass (Suspend, Abandon) and the drain flag

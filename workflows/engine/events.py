@@ -6,8 +6,8 @@ deadline (FIFO per type). Taking it is a read: the event is marked consumed by t
 in the same lease-checked commit as the step's result (``records.store_wait_result``),
 which rides with the worker's next write. Until that commit, the event is unconsumed and
 a replay of the wait finds that same event again, so an event is consumed once and never
-lost. Two waits of one run cannot both find it: the serving thread writes a deferred
-write before it runs any other job (``engine.bridge``), so the second wait's read sees the
+lost. Two waits of one run cannot both find it: the bridge writes a deferred write
+before it runs any other job (``engine.bridge``), so the second wait's read sees the
 first one's mark. Once the deadline has passed with no such event the wait fails for
 good, so a timed-out wait never consumes a later event. An event racing with parking is
 caught by ``parking.park`` (``events_version``).
@@ -45,7 +45,7 @@ def receive_event(
 
     ``found_events`` (event id -> wait step id): the events this run's waits found, whose
     marks may not be written yet. This wait does not take another wait's, and adds its own.
-    Jobs run one at a time on the serving thread, so waits running at once see each other's."""
+    Jobs run one at a time, in the order asked for, so waits running at once see each other's."""
     kind, name, occurrence = key
     if row is None:
         row = _insert_wait_fenced(lease, key, seq, event_type, deadline, now)
