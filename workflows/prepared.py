@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import DateTimeField
 
 from workflows import conf
 
@@ -45,6 +47,13 @@ def cursor() -> Iterator[Any]:
     wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
     with wrapped:
         yield wrapped
+
+
+def datetime_from(value: Any) -> datetime:
+    """A datetime column read by raw SQL: aware on PostgreSQL, UTC text on SQLite."""
+    if isinstance(value, str):
+        value = DateTimeField().to_python(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 _ONLY_WHEN_ASKED = 2**62

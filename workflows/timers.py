@@ -21,11 +21,11 @@ the dispatcher); it imports nothing of the engine.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import DateTimeField, F, QuerySet, Subquery, Value
+from django.db.models import F, QuerySet, Subquery, Value
 from django.db.models.expressions import Expression
 from django.db.models.functions import Coalesce
 
@@ -159,12 +159,5 @@ def read_earliest(sql: str, params: tuple[Any, ...]) -> datetime | None:
     with prepared.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    found = [_as_datetime(value) for value in row if value is not None]
+    found = [prepared.datetime_from(value) for value in row if value is not None]
     return min(found, default=None)
-
-
-def _as_datetime(value: Any) -> datetime:
-    """A column read by raw SQL: an aware datetime (PostgreSQL) or UTC text (SQLite)."""
-    if isinstance(value, str):
-        value = DateTimeField().to_python(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -15,7 +15,7 @@ caught by ``parking.park`` (``events_version``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -23,7 +23,7 @@ from django.db import transaction
 from workflows import prepared
 from workflows.engine.leases import Lease, LeaseLost, fence, lease_check_sql
 from workflows.engine.rows import NEXT_EVENT_COLUMNS, StepKey, StepRow, next_event_sql
-from workflows.models import Event, Instance, Step
+from workflows.models import Instance, Step
 from workflows.states import StepStatus
 from workflows.values import decode, encode
 
@@ -107,11 +107,7 @@ def _find_event(
             raise LeaseLost()
         return None
     event_id, payload, created_at, sender = found
-    if isinstance(created_at, str):  # SQLite returns text from a raw query
-        created_at = Event._meta.get_field("created_at").to_python(created_at)
-    if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=UTC)
-    return event_id, payload, created_at, sender or ""
+    return event_id, payload, prepared.datetime_from(created_at), sender or ""
 
 
 def _not_in(ids: list[int]) -> str:
