@@ -102,14 +102,6 @@ def _write(rows: list[Row]) -> None:
         )
 
 
-def _histogram_rows(name: str, value: float, labels: dict[str, str]) -> list[Row]:
-    """One observation as rows: every cumulative bucket it falls in, +Inf, and the sum."""
-    bucket_keys, sum_key = _histogram_keys(name, tuple(sorted(labels.items())))
-    rows: list[Row] = [(f"{name}:bucket", key, 1.0) for bound, key in bucket_keys if value <= bound]
-    rows.append((f"{name}:sum", sum_key, value))
-    return rows
-
-
 @functools.lru_cache(maxsize=4096)
 def _histogram_keys(name: str, label_items: tuple[tuple[str, str], ...]) -> tuple[tuple[tuple[float, str], ...], str]:
     """The row keys of a histogram's buckets (+Inf last) and of its sum, for one set of labels:
@@ -135,15 +127,19 @@ def observe(name: str, value: float, **labels: str) -> None:
     """Record one observation in a histogram: its buckets, its sum and its count."""
     if METRICS[name][1] != "histogram":
         raise ValueError(f"{name} is not a histogram")
-    _write(_histogram_rows(name, value, labels))
+    series = _series(name, labels)
+    counts = _no_observations(name)
+    _count(counts, name, value)
+    _write(_observed_rows({series: counts}))
 
 
 # --------------------------------------------------------------------------- buffered, for the step path
 
 
 _pending: dict[tuple[str, str], float] = defaultdict(float)  # (row name, labels key) -> amount to add
-# (histogram, sorted label pairs) -> observations per bucket, +Inf, and their sum (time_taken)
-_observed: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
+Series = tuple[str, tuple[tuple[str, str], ...]]  # (histogram, sorted label pairs)
+# time_taken's observations, counted per series (_no_observations) until the flush
+_observed: dict[Series, list[float]] = {}
 _pending_lock = threading.Lock()
 _flusher: threading.Thread | None = None
 
@@ -159,25 +155,37 @@ def time_taken(name: str, seconds: float, **labels: str) -> None:
     Kept as per-bucket counts and a sum under the raw labels: the rows' JSON keys are
     built at the flush, once per series, not once per step (a loop's step names are new
     every time)."""
-    bounds = BUCKETS[name]
-    series = (name, tuple(sorted(labels.items())))
+    series = _series(name, labels)
     with _pending_lock:
         counts = _observed.get(series)
         if counts is None:
-            counts = _observed[series] = [0.0] * (len(bounds) + 2)  # each bucket, +Inf, then the sum
-        counts[bisect.bisect_left(bounds, seconds)] += 1
-        counts[-1] += seconds
+            counts = _observed[series] = _no_observations(name)
+        _count(counts, name, seconds)
         _start_flusher()
 
 
-def _observed_rows(observed: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]]) -> list[Row]:
-    """``time_taken``'s counts as the rows ``observe`` writes: cumulative buckets, +Inf, the sum."""
+def _series(name: str, labels: dict[str, str]) -> Series:
+    return name, tuple(sorted(labels.items()))
+
+
+def _no_observations(name: str) -> list[float]:
+    """A histogram's counts: one per bucket, one for +Inf, then the sum of the values."""
+    return [0.0] * (len(BUCKETS[name]) + 2)
+
+
+def _count(counts: list[float], name: str, value: float) -> None:
+    counts[bisect.bisect_left(BUCKETS[name], value)] += 1  # the first bucket whose bound >= value
+    counts[-1] += value
+
+
+def _observed_rows(observed: dict[Series, list[float]]) -> list[Row]:
+    """Histogram counts as ``wf_metric`` rows: the cumulative buckets (those reached), +Inf, the sum."""
     rows: list[Row] = []
     for (name, label_items), counts in observed.items():
         bucket_keys, sum_key = _histogram_keys(name, label_items)
         cumulative = 0.0
-        for (_bound, key), count in zip(bucket_keys, counts, strict=False):
-            cumulative += count
+        for (_bound, key), in_bucket in zip(bucket_keys, counts, strict=False):
+            cumulative += in_bucket
             if cumulative:
                 rows.append((f"{name}:bucket", key, cumulative))
         rows.append((f"{name}:sum", sum_key, counts[-1]))
