@@ -20,6 +20,7 @@ behind one. SQLite caches prepared statements by itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -57,18 +58,16 @@ def datetime_from(value: Any) -> datetime:
 
 
 _ONLY_WHEN_ASKED = 2**62
-_CLASS: type | None = None
 
 
+@functools.cache
 def _prepared_cursor_class() -> type:
-    """psycopg's server-side binding cursor, told to prepare every statement it runs."""
-    global _CLASS
-    if _CLASS is None:
-        import psycopg
+    """psycopg's server-side binding cursor, told to prepare every statement it runs
+    (defined on first use: a SQLite process never imports psycopg)."""
+    import psycopg
 
-        class PreparedCursor(psycopg.Cursor):
-            def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None, **kwargs: Any) -> Any:
-                return super().execute(query, params, prepare=True if prepare is None else prepare, **kwargs)
+    class PreparedCursor(psycopg.Cursor):
+        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None, **kwargs: Any) -> Any:
+            return super().execute(query, params, prepare=True if prepare is None else prepare, **kwargs)
 
-        _CLASS = PreparedCursor
-    return _CLASS
+    return PreparedCursor
