@@ -274,21 +274,29 @@ def claim_step(step_id: int, now: datetime, batch: int = 1) -> tuple[StepLease, 
     claimable_step = Q(status=StepStatus.QUEUED, lease_token__isnull=True) | Q(
         status__in=[StepStatus.QUEUED, StepStatus.RUNNING], lease_token__isnull=False, lease_until__lt=now
     )
+    # The instance's conditions are a subquery on instance_id, not a join: Django turns an
+    # UPDATE with a join into "WHERE id IN (SELECT ...)", whose step conditions PostgreSQL
+    # does not check again on a row another claimer changed meanwhile, so two claims of one
+    # step could both succeed. Written on the step's own columns, the loser sees the
+    # winner's lease token and takes nothing.
+    runnable_instances = Instance.objects.exclude(status__in=FINISHED).values("pk")
     with transaction.atomic():
         taken = (
-            Step.objects.filter(pk=step_id)
-            .filter(claimable_step)
-            .exclude(instance__status__in=FINISHED)
+            Step.objects.filter(claimable_step, pk=step_id, instance_id__in=runnable_instances)
             .update(lease_token=token, lease_until=until)
-        )
+        )  # fmt: skip
         if not taken:
             return None
         step = Step.objects.select_related("instance").get(pk=step_id)
         if batch > 1:
+            # SKIP LOCKED: a step another worker is claiming at this moment is its, not ours.
+            # Waiting for it instead deadlocked two claimers that each held their own step
+            # and wanted the other's (PostgreSQL broke the tie after deadlock_timeout, 1 s).
             more = list(
                 Step.objects.filter(instance_id=step.instance_id, status=StepStatus.QUEUED, lease_token__isnull=True)
                 .exclude(pk=step_id)
                 .order_by("seq")
+                .select_for_update(skip_locked=True)
                 .values_list("pk", flat=True)[: batch - 1]
             )
             Step.objects.filter(pk__in=more, lease_token__isnull=True).update(lease_token=token, lease_until=until)
