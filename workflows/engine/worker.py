@@ -31,7 +31,7 @@ from django.db import Error as DatabaseFailure
 from django.db import connections
 
 from workflows import conf
-from workflows.engine import control
+from workflows.engine import control, warm_up
 from workflows.engine.dispatcher import run_dispatcher
 from workflows.engine.fast_lane_process import FastLaneProcess
 
@@ -45,6 +45,7 @@ def run_worker(workers: int | None = None) -> None:
     from django_q.brokers import get_broker
     from django_q.cluster import Cluster
     from django_q.conf import Conf
+    from django_q.signals import post_spawn
 
     if workers:
         Conf.WORKERS = workers
@@ -59,6 +60,8 @@ def run_worker(workers: int | None = None) -> None:
 
     sync_schedules()
     connections.close_all()  # never share a connection with forked children
+    # Each worker process gets ready for its first instance as soon as it is spawned.
+    post_spawn.connect(warm_up.ready, dispatch_uid="workflows-warm-up")
     cluster = Cluster(get_broker())
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
