@@ -12,6 +12,7 @@ Either way the step after the wait runs once.
 import signal
 
 import pytest
+from django.db import connection
 
 from tests.testapp.ledger import count, read
 from workflows import get_workflow
@@ -19,10 +20,10 @@ from workflows import get_workflow
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def start_tree(runner, uid):
+def start_tree(runner, uid, env=None):
     """A worker tree, once its fast lane takes wake-ups (it listens on PostgreSQL, watches
     the file on SQLite; before it does, the dispatcher's kicks carry them)."""
-    tree = runner.start()
+    tree = runner.start(env=env)
 
     def fast_lane_took_one():
         (instance,) = waiting(runner, uid)
@@ -63,6 +64,26 @@ def test_when_every_runner_is_busy_the_wake_up_reaches_a_worker_process(runner, 
     assert parents.count(tree.pid) == 2, "two ran in the fast lane's two runners, two in worker processes"
     assert [count(i.id, "after") for i in instances] == [1, 1, 1, 1], "each step ran once"
     assert all(read(i.id, "after")[0]["pid"] == pid for i, (pid, _) in zip(instances, ran_in, strict=True))
+
+
+def test_handed_out_steps_run_in_the_fast_lane_while_every_worker_process_is_busy(runner, uid):
+    """Fan-out: the coordinator holds the tree's one worker process with its own 4 steps; the
+    2 it hands out are heard by the fast lane, whose runner claims and runs them at once
+    instead of waiting for a worker process to come free."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a handed-out step is notified on PostgreSQL; on SQLite its kick waits for a worker process")
+    start_tree(runner, uid, env={"WORKFLOWS_WORKERS": "1"})
+    instance = get_workflow("t-slow-fanout").create(id=uid(), params={"n": 6})
+    runner.wait(lambda: instance.status()["status"] == "complete", "the fan-out", 60)
+    assert instance.status()["output"] == sum(range(6))
+    starts = {entry["i"]: entry for entry in read(instance.id, "start")}
+    assert len(read(instance.id, "start")) == 6, "each step ran once"
+    coordinator = starts[0]["pid"]
+    assert {starts[i]["pid"] for i in range(4)} == {coordinator}, "the local slots"
+    handed_out = [starts[4], starts[5]]
+    assert all(entry["pid"] != coordinator for entry in handed_out), "run by the fast lane, the only other runner"
+    first_done = min(entry["t"] for entry in read(instance.id, "end"))
+    assert all(entry["t"] < first_done for entry in handed_out), "started before any local slot came free"
 
 
 def test_a_step_that_kills_the_fast_lane_leaves_the_tree_running(runner, uid):

@@ -143,3 +143,27 @@ def test_a_kept_history_replays_against_new_code_as_a_test_fixture(code, tmp_pat
     assert report.result == "diverges" and "fetch" in report.detail
     code["variant"] = "v2-patched"
     assert check_replay(Lifecycle, path).result == "clean"
+
+
+def test_a_pinned_process_claims_no_handed_out_step_of_a_version_it_does_not_have(monkeypatch, settings):
+    """Every deployment's fast lane hears of a handed-out step; only one with the instance's
+    version may run it."""
+    from workflows import clock
+    from workflows.engine.leases import claim_step
+    from workflows.models import Step
+    from workflows.states import StepStatus
+
+    handle = parked_on_v1()
+    row = Instance.objects.get(instance_id=handle.id)
+    queued = Step.objects.create(
+        instance=row, kind="do", name="handed out", occurrence=0, seq=99,
+        status=StepStatus.QUEUED, attempts=0, started_at=clock.now(),
+    )  # fmt: skip
+    settings.WORKFLOWS = {**settings.WORKFLOWS, "PIN_VERSIONS": True}
+    monkeypatch.setattr(Lifecycle, "version", "2026-12-b", raising=False)
+    monkeypatch.setattr("workflows.versions._VERSIONS", {})
+    assert claim_step(queued.pk, clock.now()) is None, "a deployment of another version"
+    monkeypatch.undo()
+    settings.WORKFLOWS = {**settings.WORKFLOWS, "PIN_VERSIONS": True}
+    claimed = claim_step(queued.pk, clock.now())
+    assert claimed is not None and claimed[0].pk == row.pk, "a deployment with the instance's version"

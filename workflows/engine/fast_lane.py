@@ -19,6 +19,10 @@ queue round trip either.
 The runners are ``WORKERS`` threads: a burst of events is served in parallel, and a
 woken instance with a long step does not hold the lane. The dispatcher offers them the
 instances whose timers it finds due (``offer``): a timer then costs no queue round trip.
+
+A step handed out in a fan-out is notified too (``step:<id>``, PostgreSQL), besides its
+queued kick: a free runner claims it at once, also while every worker process is busy
+(the coordinator with its own steps), where the kick would wait for one of them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -39,7 +44,7 @@ from workflows.engine.control import draining
 from workflows.engine.leases import pinned
 from workflows.models import Instance
 from workflows.states import Status
-from workflows.timers import WAKE_CHANNEL
+from workflows.timers import STEP_PAYLOAD, WAKE_CHANNEL
 
 log = logging.getLogger("workflows.worker")
 
@@ -120,27 +125,35 @@ class FastLane(threading.Thread):
                 return  # every runner is busy: the dispatcher kicks the rest when they come due
 
     def _take(self, payload: str) -> None:
-        """Run the woken instance if a runner is free (its claim says whether it is ours)."""
+        """Run the woken instance, or the handed-out step, if a runner is free (its claim
+        says whether it is ours)."""
+        from workflows.tasks import advance, run_step
+
+        handed_out = payload.startswith(STEP_PAYLOAD)
         with contextlib.suppress(ValueError):
-            pk = int(payload)
+            pk = int(payload.removeprefix(STEP_PAYLOAD))
             if not self.free.acquire(blocking=False):
-                return  # every runner is busy: the dispatcher kicks it when it comes due
-            self.runners.submit(self._advance, pk)
+                # Every runner is busy: the dispatcher kicks the instance when it comes due;
+                # a step's queued kick reaches a worker process.
+                return
+            self.runners.submit(self._run, run_step if handed_out else advance, pk)
 
     def offer(self, pk: int) -> bool:
         """Run instance ``pk`` in a free runner now (the dispatcher's due timers); False when all are busy."""
-        if draining() or not self.free.acquire(blocking=False):
-            return False
-        self.runners.submit(self._advance, pk)
-        return True
-
-    def _advance(self, pk: int) -> None:
         from workflows.tasks import advance
 
+        if draining() or not self.free.acquire(blocking=False):
+            return False
+        self.runners.submit(self._run, advance, pk)
+        return True
+
+    def _run(self, task: Callable[[int], str], pk: int) -> None:
+        """``advance`` an instance or ``run_step`` a handed-out step; not claimed means another
+        tree's fast lane or a worker process has it, or there is nothing to do."""
         try:
-            advance(pk)  # not claimed: another tree's fast lane or a worker has it, or nothing to do
-        except Exception:  # the instance's due_at brings the dispatcher's kick if nobody else runs it
-            log.exception("fast lane: advancing instance %s failed", pk)
+            task(pk)
+        except Exception:  # its due_at (a step: its queued kick) brings someone else to it
+            log.exception("fast lane: %s(%s) failed", task.__name__, pk)
         finally:
             self.free.release()
             close_old_connections()

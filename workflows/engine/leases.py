@@ -268,7 +268,10 @@ def renew(lease: Lease | StepLease, now: datetime) -> bool:
 
 def claim_step(step_id: int, now: datetime, batch: int = 1) -> tuple[StepLease, Claim[StepLease], set] | None:
     """Take a queued step (or one whose worker died) to run it, plus up to ``batch - 1`` more
-    queued steps of the same instance; returns (StepLease, Claim, target keys) or None."""
+    queued steps of the same instance; returns (StepLease, Claim, target keys) or None.
+
+    Only a step of an instance whose version this process's code has (``pinned``): the
+    fast lanes of every deployment hear of a handed-out step."""
     token = uuid.uuid4().hex
     until = lease_until(now)
     claimable_step = Q(status=StepStatus.QUEUED, lease_token__isnull=True) | Q(
@@ -279,7 +282,7 @@ def claim_step(step_id: int, now: datetime, batch: int = 1) -> tuple[StepLease, 
     # does not check again on a row another claimer changed meanwhile, so two claims of one
     # step could both succeed. Written on the step's own columns, the loser sees the
     # winner's lease token and takes nothing.
-    runnable_instances = Instance.objects.exclude(status__in=FINISHED).values("pk")
+    runnable_instances = Instance.objects.filter(pinned()).exclude(status__in=FINISHED).values("pk")
     with transaction.atomic():
         taken = (
             Step.objects.filter(claimable_step, pk=step_id, instance_id__in=runnable_instances)
