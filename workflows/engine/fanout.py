@@ -2,8 +2,11 @@
 
 When an ``asyncio.gather`` has more steps running than ``LOCAL_STEP_CONCURRENCY``, the
 coordinating worker (the one holding the instance's lease) hands the extra steps out: the
-step row says "queued" and a ``run_step`` kick goes to django-q2 (``queue_remote_step``).
-Another worker claims the step under a step lease (``leases.claim_step``) and runs it with a
+step row says "queued" and a ``run_step`` kick goes to django-q2 (``queue_remote_steps``;
+the steps a gather hands out at one moment are queued in one transaction), and on
+PostgreSQL the fast lanes are notified. Another worker (a worker process, or a fast-lane
+runner) claims the step, with up to ``LOCAL_STEP_CONCURRENCY`` queued ones of the same
+instance, under a step lease (``leases.claim_step``) and runs them with a
 ``RemoteRun`` (``engine.remote``): a replay that executes only its claimed steps and writes nothing else.
 The coordinator watches the handed-out steps with one query per tick (``FanOut``): finished
 ones wake their branch, ones nobody claimed within ``STEAL_AFTER_SECONDS`` are taken back
@@ -40,6 +43,9 @@ log = logging.getLogger("workflows.engine")
 
 DONE = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.RETRYING)
 
+# A step to hand out: its key, its row (None if never started), its seq and its config.
+Handout = tuple[StepKey, StepRow | None, int, dict]
+
 
 class FanOut:
     """The coordinator's side: hand steps out, watch them, take unclaimed ones back."""
@@ -50,6 +56,8 @@ class FanOut:
         self.waiters: dict[int, asyncio.Future] = {}
         self.queued_at: dict[int, float] = {}  # when each step was handed out (monotonic)
         self.watcher: asyncio.Future | None = None
+        self.handing_out: list[tuple[Handout, asyncio.Future[StepRow]]] = []  # joining one transaction
+        self.queued: asyncio.Future[None] | None = None  # done once that transaction is
 
     def should_delegate(self, row: StepRow | None) -> bool:
         """Wait for a step handed out earlier, or hand this one out when local slots are full."""
@@ -63,8 +71,7 @@ class FanOut:
         if row is None or (row.status not in (StepStatus.QUEUED, StepStatus.RUNNING) and not row.lease_token):
             replay.may_start_new_work()
             seq = row.seq if row is not None else self.run.new_seq()
-            config = storable_config(call.config)
-            row = await replay.store(queue_remote_step, self.run.lease, call.key, row, seq, config, clock.now())
+            row = await self._hand_out(replay, (call.key, row, seq, storable_config(call.config)))
             self.run.steps[call.key] = call.row = row
         self.queued_at.setdefault(row.id, time.monotonic())
         while True:
@@ -79,6 +86,50 @@ class FanOut:
                 except StepTaken:
                     continue
             return await self._finished_elsewhere(call, row, state)
+
+    async def _hand_out(self, replay: ReplayPass, handout: Handout) -> StepRow:
+        """Queue the step for another worker, in one transaction with the other steps this
+        gather hands out at the same moment: the first worker to claim then finds them all
+        and takes them as one batch. Queued one by one (a transaction each, a few ms apart
+        while the local steps hold the GIL), the first claimer took only the first few, and
+        the rest waited for a worker process to come free."""
+        loop = asyncio.get_running_loop()
+        mine: asyncio.Future[StepRow] = loop.create_future()
+        self.handing_out.append((handout, mine))
+        if len(self.handing_out) > 1:
+            return await mine
+        queued = self.queued = loop.create_future()
+        batch: list[tuple[Handout, asyncio.Future[StepRow]]] = []
+        try:
+            await asyncio.sleep(0)  # the gather's other branches join meanwhile
+            batch, self.handing_out = self.handing_out, []
+            rows = await replay.store(queue_remote_steps, self.run.lease, [h for h, _ in batch], clock.now())
+        except BaseException as exc:  # Abandon, Suspend, an error: every branch of the batch sees it
+            batch, self.handing_out = batch or self.handing_out, []
+            for _, waiter in batch:
+                if waiter is mine or waiter.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    waiter.cancel()
+                else:
+                    waiter.set_exception(exc)
+            raise
+        finally:
+            queued.set_result(None)
+            if self.queued is queued:
+                self.queued = None
+        for (_, waiter), stored in zip(batch, rows, strict=True):
+            if waiter is not mine and not waiter.done():
+                waiter.set_result(stored)
+        return rows[0]
+
+    async def settled(self) -> None:
+        """Wait until the steps being handed out at this moment are queued. A local step's
+        callback starts after this: a CPU-bound one holds the GIL, and the transaction that
+        queues the others, a dozen statements that each take the GIL back, then took a second
+        in the fan-out bench before any other worker could see a step."""
+        if self.queued is not None:
+            await asyncio.wait([self.queued])
 
     async def _finished_elsewhere(self, call: StepCall, row: StepRow, state: dict) -> Any:
         row.status, row.attempts, row.wake_at, row.lease_token = (
@@ -140,24 +191,25 @@ class FanOut:
         self.waiters.clear()
 
 
-def queue_remote_step(
-    lease: Lease, key: StepKey, row: StepRow | None, seq: int, config: dict, now: datetime
-) -> StepRow:
-    """Hand a step to another worker: the step row says "queued" and a run_step kick goes out."""
-    kind, name, occurrence = key
+def queue_remote_steps(lease: Lease, handouts: list[Handout], now: datetime) -> list[StepRow]:
+    """Hand steps to other workers, in one transaction: each step row says "queued" and a
+    run_step kick goes out for it."""
+    rows = []
     with transaction.atomic():
         fence(lease, now, check_pause=True)
-        if row is None:
-            step = Step.objects.create(
-                instance_id=lease.pk, run_number=lease.run_number, kind=kind, name=name, occurrence=occurrence,
-                seq=seq, status=StepStatus.QUEUED, config=config, attempts=0, started_at=now,
-            )  # fmt: skip
-            row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.QUEUED, config=config)
-        else:
-            Step.objects.filter(pk=row.id).update(status=StepStatus.QUEUED, wake_at=None, lease_token=None)
-            row.status, row.wake_at = StepStatus.QUEUED, None
-        kick_step(row.id)
-    return row
+        for (kind, name, occurrence), row, seq, config in handouts:
+            if row is None:
+                step = Step.objects.create(
+                    instance_id=lease.pk, run_number=lease.run_number, kind=kind, name=name, occurrence=occurrence,
+                    seq=seq, status=StepStatus.QUEUED, config=config, attempts=0, started_at=now,
+                )  # fmt: skip
+                row = StepRow(step.id, kind, name, occurrence, seq, StepStatus.QUEUED, config=config)
+            else:
+                Step.objects.filter(pk=row.id).update(status=StepStatus.QUEUED, wake_at=None, lease_token=None)
+                row.status, row.wake_at = StepStatus.QUEUED, None
+            kick_step(row.id)
+            rows.append(row)
+    return rows
 
 
 def watch_steps(lease: Lease, step_ids: list[int], now: datetime) -> dict[int, dict]:

@@ -175,6 +175,8 @@ class StepCall:
         # to other workers, above all) finish before a possibly CPU-bound callback starts
         # competing with it for the GIL.
         await self.run.bridge.settled()
+        if self.run.fanout is not None:
+            await self.run.fanout.settled()
         return StepContext(self.name, self.occurrence, self.row.attempts, storable_config(self.config))
 
     async def _fail_not_serialisable(self, exc: NotSerialisable) -> None:
