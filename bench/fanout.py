@@ -33,6 +33,11 @@ def run(db, n: int = 8) -> list[Row]:
         wait_until(lambda: handle.status()["status"] == "complete", 120, "fan-out", interval=0.25)
         row = Instance.objects.get(workflow_name="bench-fanout", instance_id=handle.id)
         wall = (row.ended_at - row.created_at).total_seconds()
+        steps_cpu = sum(handle.status()["output"])
+    # The calibrated "1 s" step runs faster or slower from one minute to the next on a shared
+    # machine, so the absolute target moves with it. The steps' own CPU time, measured in the
+    # workers during this run, gives the ideal for this run: all of it spread over the 2 cores.
+    ideal = steps_cpu / CORES
     return [
         Row(
             f"fan-out, {n} CPU-bound steps of {one_step:.2f} s, 2 workers",
@@ -42,8 +47,21 @@ def run(db, n: int = 8) -> list[Row]:
             "the same steps one after another",
             "< 4.2 s",
             wall < 4.2,
-        )
+        ),
+        Row(
+            "fan-out against its ideal in this run (the steps' own CPU time, measured in the workers, over 2 cores)",
+            wall,
+            "s wall",
+            ideal,
+            f"ideal: {steps_cpu:.2f} s of step CPU / {CORES} cores",
+            f"< {IDEAL_FACTOR:.2f}x the ideal (4.2 s for 4.0)",
+            wall < IDEAL_FACTOR * ideal,
+        ),
     ]
+
+
+CORES = 2
+IDEAL_FACTOR = 4.2 / 4.0  # the issue's target over its ideal
 
 
 if __name__ == "__main__":
