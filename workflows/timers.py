@@ -95,16 +95,17 @@ def kick_some(pks: list[int]) -> None:
 STEP_PAYLOAD = "step:"  # a wake-up notification for a handed-out step, not an instance
 
 
-def kick_step(step_id: int) -> None:
+def kick_step(step_id: int, *, tell_fast_lanes: bool = True) -> None:
     """Queue "run step N for its instance" (fan-out). Inside the transaction that queued the step.
 
     On PostgreSQL the fast lanes are told too: a free runner claims the step at once,
     without the queue hop, and also when every worker process is busy (the coordinator with
     its own steps, the others with earlier handed-out ones), where the queued kick would wait
     for one to finish. Whichever claims the step first runs it; the other finds it taken.
+    ``tell_fast_lanes`` False: a step another notified step's claim takes along in its batch.
     """
     send(STEP_TASK, step_id, f"step-{step_id}")
-    if notifies():
+    if tell_fast_lanes and notifies():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, f"{STEP_PAYLOAD}{step_id}"])
 
