@@ -77,8 +77,7 @@ def wake(pk: int) -> None:
     transaction: on PostgreSQL every listening fast lane hears it at commit, and the first
     to claim it runs it; on SQLite the fast lanes see the commit itself."""
     if notifies():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, str(pk)])
+        _tell_fast_lanes(str(pk))
 
 
 def notifies() -> bool:
@@ -106,8 +105,13 @@ def kick_step(step_id: int, *, tell_fast_lanes: bool = True) -> None:
     """
     send(STEP_TASK, step_id, f"step-{step_id}")
     if tell_fast_lanes and notifies():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, f"{STEP_PAYLOAD}{step_id}"])
+        _tell_fast_lanes(f"{STEP_PAYLOAD}{step_id}")
+
+
+def _tell_fast_lanes(payload: str) -> None:
+    """Notify every listening fast lane, at the commit of the current transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, payload])
 
 
 def kick_delivery(notification_pk: int) -> None:
