@@ -45,7 +45,6 @@ def run_worker(workers: int | None = None) -> None:
     from django_q.brokers import get_broker
     from django_q.cluster import Cluster
     from django_q.conf import Conf
-    from django_q.signals import post_spawn
 
     if workers:
         Conf.WORKERS = workers
@@ -53,15 +52,8 @@ def run_worker(workers: int | None = None) -> None:
         from django.conf import settings
 
         settings.WORKFLOWS = {**settings.WORKFLOWS, "WORKERS": workers}
-    # Created before the cluster forks, so every worker process inherits it.
-    control.DRAIN_FLAG = multiprocessing.get_context("fork").RawValue("b", 0)
     stop = threading.Event()
-    from workflows.schedules import sync_schedules
-
-    sync_schedules()
-    connections.close_all()  # never share a connection with forked children
-    # Each worker process gets ready for its first instance as soon as it is spawned.
-    post_spawn.connect(warm_up.ready, dispatch_uid="workflows-warm-up")
+    prepare_to_fork()
     cluster = Cluster(get_broker())
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -93,6 +85,20 @@ def run_worker(workers: int | None = None) -> None:
             log.warning("worker: could not remove its heartbeat row", exc_info=True)
         connections.close_all()
         log.info("worker: stopped")
+
+
+def prepare_to_fork() -> None:
+    """What the cluster's worker processes inherit or do as they start."""
+    from django_q.signals import post_spawn
+
+    from workflows.schedules import sync_schedules
+
+    # Created before the cluster forks, so every worker process inherits it.
+    control.DRAIN_FLAG = multiprocessing.get_context("fork").RawValue("b", 0)
+    sync_schedules()
+    connections.close_all()  # never share a connection with forked children
+    # Each worker process gets ready for its first instance as soon as it is spawned.
+    post_spawn.connect(warm_up.ready, dispatch_uid="workflows-warm-up")
 
 
 def shut_down(cluster: Cluster, grace: float) -> None:
