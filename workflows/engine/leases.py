@@ -167,7 +167,8 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
     if connection.vendor == "postgresql":  # the steps too, unless this is the first claim
         sql = (
             f"WITH claimed AS ({sql}) SELECT {_columns('claimed.')}, "
-            f"CASE WHEN claimed.started_at = %s THEN NULL ELSE {STEPS_JSON_SQL} END AS steps_json FROM claimed"
+            f"CASE WHEN claimed.started_at = %s THEN NULL ELSE {STEPS_JSON_SQL} END AS steps_json"
+            f"{'' if connection.in_atomic_block else _COMMIT_WITHOUT_FLUSH} FROM claimed"
         )
         params += [now, *STEPS_JSON_PARAMS]
         with prepared.cursor() as cursor:
@@ -175,6 +176,15 @@ def _take(pk: int | None, token: str, until: datetime, now: datetime) -> Instanc
             return _instance_from(cursor)
     taken = list(Instance.objects.raw(sql, params))
     return taken[0] if taken else None
+
+
+# A claim's commit does not wait for its WAL flush (synchronous_commit off for this one
+# transaction, set only when a row was claimed). Nothing depends on the claim being durable
+# until this worker's next write, and that write's commit flushes the WAL up to and past the
+# claim: no step starts, no result or event is recorded, before it. If the server crashes
+# in between, the claim is lost with the connection, and the instance is claimable again.
+# It saves one of the three WAL flushes on an event's wake-up, one of five per new instance.
+_COMMIT_WITHOUT_FLUSH = ", set_config('synchronous_commit', 'off', true)"
 
 
 def _columns(prefix: str = "") -> str:
@@ -195,7 +205,7 @@ def _instance_from(cursor: Any) -> Instance | None:
         for field, value in zip(fields, row, strict=False)
     ]
     instance = Instance.from_db(connection.alias, [field.attname for field in fields], values)
-    instance.steps_json = row[-1]  # type: ignore[attr-defined]
+    instance.steps_json = row[len(fields)]  # type: ignore[attr-defined]
     return instance
 
 
