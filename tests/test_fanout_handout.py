@@ -83,3 +83,41 @@ def test_a_failed_hand_out_reaches_every_step_of_its_batch_and_the_next_one_star
     recorder.fail = None
     hand_out_and_run_locally(recorder, ["cpu 5"], [], fanout)
     assert recorder.log[-2:] == [("queue", ["cpu 5"]), ("handed out", "cpu 5", 101)]
+
+
+def test_a_hand_out_that_starts_while_an_earlier_one_fails_is_still_queued():
+    """A later branch hands its step out while the earlier batch's write is failing: the
+    failure reaches the earlier batch only, and the later step is queued in a batch of its own."""
+
+    class FailsOnceWhenReleased(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.started, self.release = asyncio.Event(), asyncio.Event()
+
+        async def store(self, fn, lease, handouts, now):
+            if not self.started.is_set():
+                self.log.append(("queue", [key[1] for key, *_ in handouts]))
+                self.started.set()
+                await self.release.wait()
+                raise RuntimeError("database went away")
+            return await super().store(fn, lease, handouts, now)
+
+    recorder = FailsOnceWhenReleased()
+    fanout = FanOut(recorder, hands_out=True)
+
+    async def hand_out(name, seq):
+        return await fanout._hand_out(recorder, (("do", name, 1), None, seq, {}))
+
+    async def later():
+        await recorder.started.wait()
+        recorder.release.set()  # the earlier write fails on the loop's next turn, before this one goes on
+        return await hand_out("cpu 9", 9)
+
+    async def scenario():
+        return await asyncio.gather(hand_out("cpu 4", 4), later(), return_exceptions=True)
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        earlier, late = thread.submit(asyncio.run, scenario()).result()
+    assert isinstance(earlier, RuntimeError)
+    assert isinstance(late, StepRow) and late.name == "cpu 9", late
+    assert recorder.log == [("queue", ["cpu 4"]), ("queue", ["cpu 9"])]

@@ -105,7 +105,8 @@ class FanOut:
             batch, self.handing_out = self.handing_out, []
             rows = await replay.store(queue_remote_steps, self.run.lease, [h for h, _ in batch], clock.now())
         except BaseException as exc:  # Abandon, Suspend, an error: every branch of the batch sees it
-            batch, self.handing_out = batch or self.handing_out, []
+            if not batch:  # stopped before taking it; once taken, later joiners are the next batch's
+                batch, self.handing_out = self.handing_out, []
             for _, waiter in batch:
                 if waiter is mine or waiter.done():
                     continue
