@@ -19,7 +19,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import approval_cards
+from dashboard import approval_cards, inbox_count
 from dashboard.forms import BulkDecisionForm, DecidedFilterForm
 from dashboard.http import back, require
 from workflows import Permission, approvals, workflow_names
@@ -29,16 +29,15 @@ if TYPE_CHECKING:
 
 TABS = ("mine", "all", "decided")
 PAGE = 50  # cards per "show more": the most urgent first (10,000 open requests stay a small page)
-MAX_SHOWN = 1000
 
 
 def _shown(request: HttpRequest) -> int:
-    """``?show=N``: how many cards to list (a multiple of PAGE, up to MAX_SHOWN)."""
+    """``?show=N``: how many cards to list (a multiple of PAGE, up to the count's cap)."""
     try:
         wanted = int(request.GET.get("show", PAGE))
     except ValueError:
         wanted = PAGE
-    return min(max(PAGE, wanted - wanted % PAGE), MAX_SHOWN)
+    return min(max(PAGE, wanted - wanted % PAGE), inbox_count.COUNTED_UP_TO)
 
 
 @login_required
@@ -59,11 +58,14 @@ def inbox(request: HtmxHttpRequest) -> HttpResponse:
         context.update(_history(request))
     else:
         show = _shown(request)
-        found, total = approvals.pending_page(request.user if tab == "mine" else None, limit=show)
+        mine = request.user if tab == "mine" else None
+        found, total = approvals.pending_page(mine, limit=show, count_up_to=inbox_count.COUNTED_UP_TO)
         if tab == "mine":
             request.workflows_inbox_count = total  # type: ignore[attr-defined]  # the badge: same figure
         context["cards"] = approval_cards.cards(found, request.user)
-        context.update(total=total, show=show, more=min(PAGE, total - len(found)), next_show=show + PAGE)
+        more = min(PAGE, total - len(found)) if show < inbox_count.COUNTED_UP_TO else 0
+        context.update(total=total, total_text=inbox_count.total_text(total), show=show, more=more)
+        context["next_show"] = show + PAGE
     if request.htmx and request.htmx.target == "inbox-items":
         return render(request, "dashboard/_inbox_items.html", context)
     return render(request, "dashboard/inbox.html", context)

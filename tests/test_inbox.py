@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 
 from tests.helpers import run, start
-from workflows import approvals, clock
+from workflows import WorkflowError, approvals, clock
 from workflows.bindings import env
 from workflows.models import ApprovalDecision
 
@@ -207,3 +207,44 @@ def test_a_long_inbox_lists_the_soonest_fifty_and_shows_more_on_request(client, 
     more = client.get("/inbox/?show=100").content.decode()
     assert more.count('id="request-') == 55 and "Showing the" not in more
     assert client.get("/inbox/?show=nonsense").status_code == 200
+
+
+def test_counting_can_stop_past_a_cap_and_then_says_one_more_than_it(team):
+    for i in range(5):
+        start("t-approval", {"approvers": ["group:finance"], "title": f"Request {i}"}, id=f"capped-{i}")
+    run()
+    ada = team["ada"]
+    assert approvals.count_pending(ada) == 5, "exact without a cap"
+    assert approvals.count_pending(ada, up_to=3) == 4, "4 = more than 3"
+    assert approvals.count_pending(ada, up_to=5) == 5 and approvals.count_pending(ada, up_to=9) == 5
+    found, total = approvals.pending_page(ada, limit=2, count_up_to=3)
+    assert len(found) == 2 and total == 4
+    assert approvals.pending_page(ada, limit=2)[1] == 5
+    found, total = approvals.pending_page(ada, limit=10, count_up_to=3)
+    assert len(found) == 5 and total == 4, "the total never goes past the cap + 1"
+    now = clock.now()
+    approvals.set_away(team["bob"], delegate=ada, starts=now, ends=now + timedelta(days=1))
+    assert approvals.count_pending(ada, up_to=3) == 4 and approvals.pending_page(ada, limit=2, count_up_to=3)[1] == 4
+    for nonsense in (-1, 2.5, "10", True):
+        with pytest.raises(WorkflowError, match="whole number of requests, 0 or more"):
+            approvals.count_pending(ada, up_to=nonsense)
+        with pytest.raises(WorkflowError, match="count_up_to must be"):
+            approvals.pending_page(ada, count_up_to=nonsense)
+
+
+def test_past_the_count_cap_the_badge_and_the_inbox_say_more_than_it(client, team, monkeypatch):
+    from dashboard import inbox_count, inbox_views
+
+    monkeypatch.setattr(inbox_count, "COUNTED_UP_TO", 4)
+    monkeypatch.setattr(inbox_views, "PAGE", 2)
+    for i in range(6):
+        start("t-approval", {"approvers": ["group:finance"], "title": f"Request {i}"}, id=f"over-{i}")
+    run()
+    page = as_user(client, team["ada"]).get("/inbox/").content.decode()
+    assert page.count('id="request-') == 2
+    assert "Showing the 2 soonest of more than 4." in page and "Show 2 more" in page
+    assert 'title="approval requests waiting for you">4+</span>' in page
+    last = client.get("/inbox/?show=4").content.decode()
+    assert last.count('id="request-') == 4 and "Showing the 4 soonest of more than 4." in last
+    assert "show=6" not in last, "no link past the most the inbox lists"
+    assert 'title="approval requests waiting for you">4+</span>' in client.get("/instances/").content.decode()

@@ -89,18 +89,23 @@ def pending(user: Any = None, workflow: str | None = None, limit: int | None = N
     return decisions.pending(user=user, workflow=workflow, limit=limit)
 
 
-def pending_page(user: Any = None, workflow: str | None = None, limit: int = 50) -> tuple[list[Request], int]:
-    """The first ``limit`` requests ``pending`` lists, and how many it lists in all (one query)."""
+def pending_page(
+    user: Any = None, workflow: str | None = None, limit: int = 50, count_up_to: int | None = None
+) -> tuple[list[Request], int]:
+    """The first ``limit`` requests ``pending`` lists, and how many it lists in all. With
+    ``count_up_to=N`` counting stops past N: a total of N + 1 means "more than N" (the work
+    then stays bounded however many requests are open)."""
     from workflows import decisions
 
-    return decisions.pending_page(user=user, workflow=workflow, limit=limit)
+    return decisions.pending_page(user=user, workflow=workflow, limit=limit, count_up_to=count_up_to)
 
 
-def count_pending(user: Any) -> int:
-    """How many open requests ``user`` may decide and has not decided (the inbox badge)."""
+def count_pending(user: Any, up_to: int | None = None) -> int:
+    """How many open requests ``user`` may decide and has not decided (the inbox badge).
+    With ``up_to=N`` counting stops past N: N + 1 means "more than N"."""
     from workflows import decisions
 
-    return decisions.count_pending(user)
+    return decisions.count_pending(user, up_to=up_to)
 
 
 def get(request_id: int) -> Request:

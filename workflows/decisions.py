@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from workflows import audit, clock, conf, metrics
@@ -34,7 +34,7 @@ from workflows.approvals import DecisionRefused, Image
 from workflows.delegations import active_delegators
 from workflows.errors import NotSerialisable, ValueTooLarge, WorkflowError
 from workflows.models import ApprovalApprover, ApprovalDecision, ApprovalRequest, Instance, Notification
-from workflows.states import DECIDED, FINISHED, ApprovalStatus, Status, StepStatus
+from workflows.states import DECIDED, FINISHED, ApprovalStatus, Status, StepKind, StepStatus
 from workflows.timers import wake, woken
 from workflows.values import decode, encode, encode_limited
 
@@ -298,7 +298,11 @@ def _open_for(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
     # Requests are closed when their instance finishes; the check per request (by primary
     # key) only guards that, where a join would have the planner scan every instance.
     finished = Instance.objects.filter(pk=OuterRef("instance_id"), status__in=FINISHED)
-    qs = ApprovalRequest.objects.filter(status=ApprovalStatus.OPEN).exclude(Exists(finished))
+    # An open request's step waits (the kind is always an approval): saying so lets the
+    # soonest deadlines come from the index of waiting steps, in order, and a page stop early.
+    qs = ApprovalRequest.objects.filter(
+        status=ApprovalStatus.OPEN, step__kind=StepKind.APPROVAL, step__status=StepStatus.WAITING
+    ).exclude(Exists(finished))
     if workflow:
         qs = qs.filter(workflow_name=workflow)
     if user is None:
@@ -315,11 +319,7 @@ def _open_for(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
     already = ApprovalDecision.objects.filter(request=OuterRef("pk")).filter(
         Q(username=username) | Q(on_behalf_of=username)
     )
-    return (
-        qs.exclude(requested_by=username)
-        .exclude(Exists(already))
-        .filter(step__status=StepStatus.WAITING, step__wake_at__gt=clock.now())
-    )
+    return qs.exclude(requested_by=username).exclude(Exists(already)).filter(step__wake_at__gt=clock.now())
 
 
 def _soonest_first(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
@@ -343,23 +343,43 @@ def pending(user: Any = None, workflow: str | None = None, limit: int | None = N
     return found
 
 
-def pending_page(user: Any = None, workflow: str | None = None, limit: int = 50) -> tuple[list[Request], int]:
-    """The first ``limit`` of ``pending(user, workflow)`` and how many there are in all, from
-    one query (the count rides along as a window over the same rows)."""
+def pending_page(
+    user: Any = None, workflow: str | None = None, limit: int = 50, count_up_to: int | None = None
+) -> tuple[list[Request], int]:
+    """The first ``limit`` of ``pending(user, workflow)`` and how many there are in all; with
+    ``count_up_to``, counting stops past it (a total of ``count_up_to + 1`` means "more")."""
+    _check_cap("count_up_to", count_up_to)
     if user is not None and active_delegators(user):
         everything = pending(user, workflow)
-        return everything[:limit], len(everything)
-    page = list(_soonest_first(user, workflow).annotate(total=Window(Count("pk"))).values_list("pk", "total")[:limit])
-    if not page:
-        return [], 0
-    return _loaded([pk for pk, _ in page]), page[0][1]
+        return everything[:limit], _at_most(len(everything), count_up_to)
+    ids = list(_soonest_first(user, workflow).values_list("pk", flat=True)[:limit])
+    # A short page is the whole list; a full one is counted separately, so the page itself
+    # stops at its last row instead of visiting every open request for a window count.
+    total = len(ids) if len(ids) < limit else max(len(ids), _count(_open_for(user, workflow), count_up_to))
+    return _loaded(ids), _at_most(total, count_up_to)
 
 
-def count_pending(user: Any) -> int:
-    """The number ``pending(user)`` lists (the badge and the list always agree)."""
+def count_pending(user: Any, up_to: int | None = None) -> int:
+    """The number ``pending(user)`` lists (the badge and the list always agree); with
+    ``up_to``, counting stops past it (``up_to + 1`` means "more")."""
+    _check_cap("up_to", up_to)
     if active_delegators(user):
-        return len(pending(user))
-    return _open_for(user, None).count()
+        return _at_most(len(pending(user)), up_to)
+    return _count(_open_for(user, None), up_to)
+
+
+def _count(requests: QuerySet[ApprovalRequest], up_to: int | None) -> int:
+    # COUNT over a LIMITed subquery: the work is bounded by the cap, not by the open requests.
+    return (requests if up_to is None else requests[: up_to + 1]).count()
+
+
+def _check_cap(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise WorkflowError(f"{name} must be a whole number of requests, 0 or more (None counts all), not {value!r}")
+
+
+def _at_most(total: int, up_to: int | None) -> int:
+    return total if up_to is None else min(total, up_to + 1)
 
 
 def get(request_id: int) -> Request:
