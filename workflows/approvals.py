@@ -92,9 +92,11 @@ def pending(user: Any = None, workflow: str | None = None, limit: int | None = N
 def pending_page(
     user: Any = None, workflow: str | None = None, limit: int = 50, count_up_to: int | None = None
 ) -> tuple[list[Request], int]:
-    """The first ``limit`` requests ``pending`` lists, and how many it lists in all. With
-    ``count_up_to=N`` counting stops past N: a total of N + 1 means "more than N" (the work
-    then stays bounded however many requests are open)."""
+    """The first ``limit`` requests ``pending`` lists, and how many it lists in all (never
+    fewer than the page holds). With ``count_up_to=N`` counting stops past N: a total above
+    N means "at least that many". The count's work then stays bounded however many requests
+    are open, except for a user standing in for an away colleague: each request of theirs
+    is checked one by one."""
     from workflows import decisions
 
     return decisions.pending_page(user=user, workflow=workflow, limit=limit, count_up_to=count_up_to)
@@ -102,7 +104,8 @@ def pending_page(
 
 def count_pending(user: Any, up_to: int | None = None) -> int:
     """How many open requests ``user`` may decide and has not decided (the inbox badge).
-    With ``up_to=N`` counting stops past N: N + 1 means "more than N"."""
+    With ``up_to=N`` counting stops past N: N + 1 means "more than N" (a stand-in for an
+    away colleague still has each of their requests checked)."""
     from workflows import decisions
 
     return decisions.count_pending(user, up_to=up_to)

@@ -347,16 +347,18 @@ def pending_page(
     user: Any = None, workflow: str | None = None, limit: int = 50, count_up_to: int | None = None
 ) -> tuple[list[Request], int]:
     """The first ``limit`` of ``pending(user, workflow)`` and how many there are in all; with
-    ``count_up_to``, counting stops past it (a total of ``count_up_to + 1`` means "more")."""
+    ``count_up_to``, counting stops past it (a total above it means "at least that many").
+    The total is never below the page's length."""
     _check_cap("count_up_to", count_up_to)
     if user is not None and active_delegators(user):
         everything = pending(user, workflow)
-        return everything[:limit], _at_most(len(everything), count_up_to)
+        page = everything[:limit]
+        return page, max(len(page), _at_most(len(everything), count_up_to))
     ids = list(_soonest_first(user, workflow).values_list("pk", flat=True)[:limit])
     # A short page is the whole list; a full one is counted separately, so the page itself
     # stops at its last row instead of visiting every open request for a window count.
     total = len(ids) if len(ids) < limit else max(len(ids), _count(_open_for(user, workflow), count_up_to))
-    return _loaded(ids), _at_most(total, count_up_to)
+    return _loaded(ids), total
 
 
 def count_pending(user: Any, up_to: int | None = None) -> int:
