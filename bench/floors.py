@@ -185,7 +185,7 @@ def fanout_floor_s(steps: int = 8, processes: int = 2) -> tuple[float, float, fl
     return time.perf_counter() - started, one, steps_cpu.value
 
 
-def run(db) -> list[Row]:
+def run(db, wakes: int = 40, bulk: int = 2000) -> list[Row]:
     wall, one, steps_cpu = fanout_floor_s()
     fanout = Row(
         f"floor: fan-out, 8 CPU-bound steps of {one:.2f} s in 4 threads x 2 processes, no engine",
@@ -199,8 +199,8 @@ def run(db) -> list[Row]:
         return [fanout]
     with _connect(db.url) as conn:
         conn.execute(SCHEMA)
-    p50, p99 = wake_ms(db.url)
-    two = bulk_per_second(db.url)
+    p50, p99 = wake_ms(db.url, n=wakes)
+    two = bulk_per_second(db.url, n=bulk)
     return [
         fanout,
         Row("floor: per step, raw psycopg (one combined commit)", per_step_ms(db.url), "ms", target="< 0.8 ms (ours)"),
@@ -209,7 +209,7 @@ def run(db) -> list[Row]:
         Row("floor: 3-step workflows, raw psycopg, 2 processes", two, "workflows/s", target="> 300/s"),
         Row(
             "floor: 3-step workflows, raw psycopg, 8 processes (the 4-tree scale-out's workers)",
-            bulk_per_second(db.url, processes=8),
+            bulk_per_second(db.url, n=bulk, processes=8),
             "workflows/s",
             two,
             "2 processes",

@@ -24,6 +24,7 @@ QUICK = {
     "throughput": {"n": 200},
     "wakeups": {"events": 15, "timers": 15},
     "scaleout": {"n": 100},
+    "floors": {"wakes": 15, "bulk": 1000},
 }
 
 
