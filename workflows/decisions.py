@@ -322,8 +322,8 @@ def _open_for(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
     return qs.exclude(requested_by=username).exclude(Exists(already)).filter(step__wake_at__gt=clock.now())
 
 
-def _soonest_first(user: Any, workflow: str | None) -> QuerySet[ApprovalRequest]:
-    return _open_for(user, workflow).order_by(F("step__wake_at").asc(nulls_last=True), "pk")
+def _soonest_first(requests: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
+    return requests.order_by(F("step__wake_at").asc(nulls_last=True), "pk")
 
 
 def _loaded(ids: list[int]) -> list[Request]:
@@ -333,7 +333,7 @@ def _loaded(ids: list[int]) -> list[Request]:
 
 
 def pending(user: Any = None, workflow: str | None = None, limit: int | None = None) -> list[Request]:
-    ordered = _soonest_first(user, workflow)
+    ordered = _soonest_first(_open_for(user, workflow))
     delegated = user is not None and bool(active_delegators(user))
     # Standing in for someone, the query is a superset (their requests, whoever decided what):
     # each one is checked exactly before it is shown.
@@ -354,10 +354,12 @@ def pending_page(
         everything = pending(user, workflow)
         page = everything[:limit]
         return page, max(len(page), _at_most(len(everything), count_up_to))
-    ids = list(_soonest_first(user, workflow).values_list("pk", flat=True)[:limit])
-    # A short page is the whole list; a full one is counted separately, so the page itself
-    # stops at its last row instead of visiting every open request for a window count.
-    total = len(ids) if len(ids) < limit else max(len(ids), _count(_open_for(user, workflow), count_up_to))
+    requests = _open_for(user, workflow)
+    ids = list(_soonest_first(requests).values_list("pk", flat=True)[:limit])
+    # A short page is the whole list; a full one is counted separately (the same requests,
+    # at the same moment), so the page itself stops at its last row instead of visiting
+    # every open request for a window count.
+    total = len(ids) if len(ids) < limit else max(len(ids), _count(requests, count_up_to))
     return _loaded(ids), total
 
 
